@@ -1,0 +1,43 @@
+/* cli.h - what the subcommands of `lote` share. Every cmd_* returns the
+ * process exit status (see the EXIT STATUS section of `lote --help`). */
+#ifndef LOTE_CLI_H
+#define LOTE_CLI_H
+
+#include <stdio.h>
+
+#include "lote.h"
+
+/* Exit statuses that mean something (documented in lote --help). */
+enum {
+	EXIT_OK = 0,
+	EXIT_FAIL = 1,   /* the operation failed (message on stderr) */
+	EXIT_USAGE = 2,  /* bad command line */
+	EXIT_DB = 3,     /* cannot reach the database, or schema problem */
+	EXIT_NOTFOUND = 4,
+};
+
+int cmd_migrate(int argc, char **argv);
+int cmd_run(int argc, char **argv);
+int cmd_pg(int argc, char **argv);
+int cmd_enqueue(int argc, char **argv);
+int cmd_emit(int argc, char **argv);
+int cmd_status(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+
+/* Prints "lote CMD: message" to stderr. */
+void cli_error(const char *cmd, const char *fmt, ...) LOTE_PRINTF(2, 3);
+/* Maps a lote code to an exit status. */
+int cli_exit_for(int code);
+/* Whether argv has -h/--help among its options; then prints usage. */
+int cli_wants_help(int argc, char **argv, const char *usage);
+
+/* Resolves the database (LOTE_DATABASE_URL or the embedded cluster) and
+ * connects; prints the error and returns NULL on failure. The connection is
+ * caller-owned. If ret_conninfo is not NULL it gets the conninfo
+ * (malloc'd). */
+PGconn *cli_connect(const char *cmd, char **ret_conninfo);
+/* Like cli_connect, and fails with a clear message when the schema is not
+ * migrated to this build's version. */
+PGconn *cli_connect_ready(const char *cmd, char **ret_conninfo);
+
+#endif

@@ -1,0 +1,102 @@
+/* common.c - see cli.h. */
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "db.h"
+#include "pgembed.h"
+
+void cli_error(const char *cmd, const char *fmt, ...)
+{
+	va_list ap;
+	fprintf(stderr, "lote%s%s: ", cmd ? " " : "", cmd ? cmd : "");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+int cli_exit_for(int code)
+{
+	switch (code) {
+	case 0: return EXIT_OK;
+	case LOTE_EINVAL: return EXIT_USAGE;
+	case LOTE_ECONN: case LOTE_ESCHEMA: return EXIT_DB;
+	case LOTE_ENOTFOUND: return EXIT_NOTFOUND;
+	default: return EXIT_FAIL;
+	}
+}
+
+int cli_wants_help(int argc, char **argv, const char *usage)
+{
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--") == 0)
+			break;
+		if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+			fputs(usage, stdout);
+			return 1;
+		}
+	}
+	return 0;
+}
+
+PGconn *cli_connect(const char *cmd, char **ret_conninfo)
+{
+	lote_error err = { 0 };
+	char *info = NULL, app[64];
+	PGconn *conn = NULL;
+
+	if (lote__db_resolve(&info, &err) < 0) {
+		cli_error(cmd, "%s", err.message);
+		return NULL;
+	}
+	snprintf(app, sizeof(app), "lote %s", cmd);
+	if (lote__db_connect(info, app, &conn, &err) < 0) {
+		cli_error(cmd, "%s", err.message);
+		free(info);
+		return NULL;
+	}
+	if (ret_conninfo)
+		*ret_conninfo = info;
+	else
+		free(info);
+	return conn;
+}
+
+PGconn *cli_connect_ready(const char *cmd, char **ret_conninfo)
+{
+	lote_error err = { 0 };
+	char *v = NULL;
+	PGconn *conn = cli_connect(cmd, ret_conninfo);
+
+	if (!conn)
+		return NULL;
+	if (lote__db_value(conn,
+	        "SELECT CASE WHEN to_regclass('lote.migrations') IS NULL THEN 0 "
+	        "ELSE (SELECT coalesce(max(version), 0) FROM lote.migrations) END",
+	        0, NULL, &v, &err) < 0) {
+		cli_error(cmd, "%s", err.message);
+		goto fail;
+	}
+	if (atoi(v) < lote_schema_version()) {
+		cli_error(cmd, "the database schema is at version %s, this lote needs %d: run `lote migrate` first",
+		          v, lote_schema_version());
+		goto fail;
+	}
+	if (atoi(v) > lote_schema_version()) {
+		cli_error(cmd, "the database schema is at version %s, newer than this lote knows (%d): upgrade lote",
+		          v, lote_schema_version());
+		goto fail;
+	}
+	free(v);
+	return conn;
+fail:
+	free(v);
+	PQfinish(conn);
+	if (ret_conninfo) {
+		free(*ret_conninfo);
+		*ret_conninfo = NULL;
+	}
+	return NULL;
+}

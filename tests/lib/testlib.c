@@ -1,0 +1,256 @@
+/* testlib.c - see testlib.h. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "testlib.h"
+
+static char *vfmt(const char *fmt, va_list ap)
+{
+	char *s = NULL;
+	if (vasprintf(&s, fmt, ap) < 0)
+		fail_msg("out of memory");
+	return s;
+}
+
+static const char *admin_url(void)
+{
+	const char *u = getenv("LOTE_TEST_ADMIN_URL");
+	if (!u || !*u)
+		fail_msg("LOTE_TEST_ADMIN_URL is not set: run the suite with `make test` "
+		         "(tests/run.sh starts the test PostgreSQL)");
+	return u;
+}
+
+PGconn *tl_connect(const char *conninfo)
+{
+	PGconn *c = PQconnectdb(conninfo);
+	if (PQstatus(c) != CONNECTION_OK)
+		fail_msg("connect %s: %s", conninfo, PQerrorMessage(c));
+	PQsetNoticeProcessor(c, NULL, NULL);
+	return c;
+}
+
+char *tl_fresh_db(const char *name, bool migrate)
+{
+	char db[64], *info = NULL;
+	PGconn *admin = tl_connect(admin_url());
+	snprintf(db, sizeof(db), "t_%s", name);
+	tl_exec(admin, "DROP DATABASE IF EXISTS \"%s\" WITH (FORCE)", db);
+	tl_exec(admin, "CREATE DATABASE \"%s\"", db);
+	PQfinish(admin);
+	if (asprintf(&info, "%s dbname=%s", admin_url(), db) < 0)
+		fail_msg("out of memory");
+	if (migrate) {
+		lote_error err = { 0 };
+		PGconn *c = tl_connect(info);
+		if (lote_migrate(c, NULL, &err) < 0)
+			fail_msg("migrate: %s", err.message);
+		PQfinish(c);
+	}
+	return info;
+}
+
+static PGresult *vrun(PGconn *conn, const char *fmt, va_list ap, char **ret_err)
+{
+	char *sql = vfmt(fmt, ap);
+	PGresult *res = PQexec(conn, sql);
+	ExecStatusType st = PQresultStatus(res);
+	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+		char *msg = strdup(PQresultErrorMessage(res));
+		PQclear(res);
+		if (!ret_err)
+			fail_msg("SQL failed: %s\n  %s", sql, msg);
+		*ret_err = msg;
+		free(sql);
+		return NULL;
+	}
+	free(sql);
+	return res;
+}
+
+void tl_exec(PGconn *conn, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	PQclear(vrun(conn, fmt, ap, NULL));
+	va_end(ap);
+}
+
+char *tl_try(PGconn *conn, const char *fmt, ...)
+{
+	char *msg = NULL;
+	va_list ap;
+	va_start(ap, fmt);
+	PQclear(vrun(conn, fmt, ap, &msg));
+	va_end(ap);
+	return msg;
+}
+
+static char *vvalue(PGconn *conn, const char *fmt, va_list ap)
+{
+	PGresult *res = vrun(conn, fmt, ap, NULL);
+	char *v = NULL;
+	if (PQntuples(res) > 0 && !PQgetisnull(res, 0, 0))
+		v = strdup(PQgetvalue(res, 0, 0));
+	PQclear(res);
+	return v;
+}
+
+char *tl_value(PGconn *conn, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	char *v = vvalue(conn, fmt, ap);
+	va_end(ap);
+	return v;
+}
+
+long long tl_int(PGconn *conn, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	char *v = vvalue(conn, fmt, ap);
+	va_end(ap);
+	if (!v)
+		fail_msg("expected an integer, got NULL");
+	long long n = atoll(v);
+	free(v);
+	return n;
+}
+
+bool tl_wait(PGconn *conn, int timeout_ms, const char *fmt, ...)
+{
+	char *sql;
+	va_list ap;
+	va_start(ap, fmt);
+	sql = vfmt(fmt, ap);
+	va_end(ap);
+	for (int waited = 0;; waited += 20) {
+		char *v = tl_value(conn, "%s", sql);
+		bool yes = v && strcmp(v, "t") == 0;
+		free(v);
+		if (yes) {
+			free(sql);
+			return true;
+		}
+		if (waited >= timeout_ms)
+			break;
+		usleep(20000);
+	}
+	free(sql);
+	return false;
+}
+
+const char *tl_lote_bin(void)
+{
+	const char *b = getenv("LOTE_BIN");
+	if (!b)
+		fail_msg("LOTE_BIN is not set (meson sets it)");
+	return b;
+}
+
+static pid_t vspawn(const char *conninfo, const char *log_path, int out_fd, va_list ap)
+{
+	const char *argv[64];
+	int n = 0;
+	argv[n++] = tl_lote_bin();
+	for (const char *a; n < 63 && (a = va_arg(ap, const char *)) != NULL;)
+		argv[n++] = a;
+	argv[n] = NULL;
+	pid_t pid = fork();
+	if (pid < 0)
+		fail_msg("fork: %s", strerror(errno));
+	if (pid == 0) {
+		if (conninfo)
+			setenv("LOTE_DATABASE_URL", conninfo, 1);
+		int fd = out_fd;
+		if (log_path)
+			fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+		if (fd >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+		}
+		int null = open("/dev/null", O_RDONLY);
+		dup2(null, 0);
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	return pid;
+}
+
+pid_t tl_spawn_lote(const char *conninfo, const char *log_path, ...)
+{
+	va_list ap;
+	va_start(ap, log_path);
+	pid_t pid = vspawn(conninfo, log_path, -1, ap);
+	va_end(ap);
+	return pid;
+}
+
+int tl_run_lote(const char *conninfo, char **ret_output, ...)
+{
+	char *path = tl_tmp_path("run-output");
+	unlink(path);
+	va_list ap;
+	va_start(ap, ret_output);
+	pid_t pid = vspawn(conninfo, path, -1, ap);
+	va_end(ap);
+	int st = 0;
+	waitpid(pid, &st, 0);
+	if (ret_output) {
+		FILE *f = fopen(path, "r");
+		char *buf = calloc(1, 1 << 20);
+		size_t n = f ? fread(buf, 1, (1 << 20) - 1, f) : 0;
+		buf[n] = '\0';
+		if (f)
+			fclose(f);
+		*ret_output = buf;
+	}
+	unlink(path);
+	free(path);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+int tl_stop(pid_t pid, int sig, int timeout_ms)
+{
+	int st;
+	kill(pid, sig);
+	for (int waited = 0; waited < timeout_ms; waited += 10) {
+		pid_t r = waitpid(pid, &st, WNOHANG);
+		if (r == pid)
+			return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+		usleep(10000);
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, &st, 0);
+	return -1;
+}
+
+char *tl_tmp_path(const char *name)
+{
+	char *p = NULL;
+	const char *dir = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+	if (asprintf(&p, "%s/lote-t-%d-%s", dir, (int)getpid(), name) < 0)
+		fail_msg("out of memory");
+	return p;
+}
+
+char *tl_script(const char *name, const char *body)
+{
+	char *p = tl_tmp_path(name);
+	FILE *f = fopen(p, "w");
+	if (!f)
+		fail_msg("cannot write %s: %s", p, strerror(errno));
+	fprintf(f, "#!/bin/sh\n%s\n", body);
+	fclose(f);
+	chmod(p, 0755);
+	return p;
+}

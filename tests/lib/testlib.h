@@ -1,0 +1,54 @@
+/* testlib.h - helpers for the integration tests: a fresh migrated database
+ * per test, SQL one-liners, the lote binary as a child process, waiting for
+ * a condition. Every helper fails the running cmocka test on error, so a
+ * test reads as a list of steps. Strings returned are malloc'd. */
+#ifndef LOTE_TESTLIB_H
+#define LOTE_TESTLIB_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <cmocka.h>
+#include <libpq-fe.h>
+
+#include "lote.h"
+
+/* A new database (dropped first if it exists) created from the admin URL of
+ * tests/run.sh, migrated unless migrate is false. Returns its conninfo. */
+char *tl_fresh_db(const char *name, bool migrate);
+PGconn *tl_connect(const char *conninfo);
+
+/* Runs SQL (printf format); fails the test on error. */
+void tl_exec(PGconn *conn, const char *fmt, ...) LOTE_PRINTF(2, 3);
+/* Runs SQL and returns the error message (malloc'd), or NULL if it worked. */
+char *tl_try(PGconn *conn, const char *fmt, ...) LOTE_PRINTF(2, 3);
+/* The first column of the first row as text (malloc'd; NULL for SQL NULL or
+ * no row). */
+char *tl_value(PGconn *conn, const char *fmt, ...) LOTE_PRINTF(2, 3);
+/* The first column of the first row as an integer (fails on NULL). */
+long long tl_int(PGconn *conn, const char *fmt, ...) LOTE_PRINTF(2, 3);
+
+/* Polls the query (must return a boolean) every 20 ms until true or
+ * timeout_ms; returns whether it became true. */
+bool tl_wait(PGconn *conn, int timeout_ms, const char *fmt, ...) LOTE_PRINTF(3, 4);
+
+/* Path of build/lote (from LOTE_BIN). */
+const char *tl_lote_bin(void);
+/* Starts the lote binary with args (NULL-terminated), LOTE_DATABASE_URL set
+ * to conninfo, stdout+stderr to log_path (may be NULL: inherit). */
+pid_t tl_spawn_lote(const char *conninfo, const char *log_path, ...);
+/* Runs lote to completion; returns its exit status and its stdout+stderr
+ * (malloc'd) in *ret_output (may be NULL). */
+int tl_run_lote(const char *conninfo, char **ret_output, ...);
+/* Sends sig and waits up to timeout_ms; returns the exit status, or -1 if
+ * it did not exit (then it is killed). */
+int tl_stop(pid_t pid, int sig, int timeout_ms);
+/* Returns a temporary file path for this test (malloc'd). */
+char *tl_tmp_path(const char *name);
+/* Writes an executable shell script and returns its path (malloc'd). */
+char *tl_script(const char *name, const char *body);
+
+#endif

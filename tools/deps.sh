@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs the Debian packages lote needs for a goal that are missing, and
+# nothing else. Usage: tools/deps.sh build|run|test|bench
+# As root it runs apt-get directly, otherwise through sudo.
+set -euo pipefail
+goal=${1:-build}
+build=(gcc make meson ninja-build pkg-config python3 libpq-dev libjansson-dev
+       libinih-dev libcmocka-dev)
+server=(postgresql-15)
+case $goal in
+	build) want=("${build[@]}") ;;
+	run)   want=("${build[@]}" "${server[@]}") ;;
+	test)  want=("${build[@]}" "${server[@]}" libasan8 libubsan1) ;;
+	bench) want=("${build[@]}" "${server[@]}" nodejs npm) ;;
+	*) echo "deps.sh: unknown goal $goal (build|run|test|bench)" >&2; exit 2 ;;
+esac
+missing=()
+for p in "${want[@]}"; do
+	st=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+	[ "$st" = "install ok installed" ] || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+echo "lote: installing missing Debian packages: ${missing[*]}" >&2
+sudo=()
+[ "$(id -u)" = 0 ] || sudo=(sudo)
+export DEBIAN_FRONTEND=noninteractive
+# the package lists may be missing or stale on a fresh machine
+"${sudo[@]}" apt-get update -qq
+# postgresql-15 starts a system cluster on install; lote never uses it
+"${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
