@@ -18,7 +18,9 @@ LOTE_MUSTCHECK int lote__pg_home(char **ret_home, lote_error *err);
 
 /* Makes sure the cluster of home exists and runs (two processes calling at
  * once never both initdb); *ret_conninfo (malloc'd) connects to its `lote`
- * database. */
+ * database. When, as root, it has to put a new cluster outside home (the
+ * postgres user cannot enter home), it prints one line to stderr saying
+ * where. */
 LOTE_MUSTCHECK int lote__pg_ensure(const char *home, char **ret_conninfo,
                                    lote_error *err);
 
