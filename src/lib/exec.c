@@ -123,7 +123,15 @@ void lote__exec_sanitize(char *s, size_t len)
 /* A one-line excerpt of program output for error messages, in buf. */
 static void excerpt(const char *out, size_t len, char *buf, size_t size)
 {
-	size_t n = len < LOTE_EXEC_EXCERPT ? len : LOTE_EXEC_EXCERPT;
+	size_t n;
+
+	while (len > 0 && isspace((unsigned char)*out)) {
+		out++;
+		len--;
+	}
+	while (len > 0 && isspace((unsigned char)out[len - 1]))
+		len--;
+	n = len < LOTE_EXEC_EXCERPT ? len : LOTE_EXEC_EXCERPT;
 
 	if (n > size - 4)
 		n = size - 4;
