@@ -81,17 +81,40 @@ static void wait_command(struct t *t, long long id, const char *status)
 /* Stops the daemon with SIGTERM: it must exit 0. */
 static void end(struct t *t)
 {
-	if (t->pid > 0) {
-		int st = tl_stop(t->pid, SIGTERM, STOP_MS);
-		if (st != 0) {
-			show_log(t);
-			fail_msg("lote run exited with %d after SIGTERM, expected 0", st);
-		}
+	pid_t pid = t->pid;
+	int st;
+
+	t->pid = 0;
+	st = tl_stop(pid, SIGTERM, STOP_MS);
+	if (st != 0) {
+		show_log(t);
+		fail_msg("lote run exited with %d after SIGTERM, expected 0", st);
 	}
-	PQfinish(t->conn);
-	unlink(t->log);
-	free(t->log);
+}
+
+/* cmocka fixtures: a failed assertion leaves by longjmp, so what a test
+ * holds is released here. */
+static int setup(void **state)
+{
+	*state = calloc(1, sizeof(struct t));
+	return *state ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+	struct t *t = *state;
+
+	if (t->pid > 0)
+		tl_stop(t->pid, SIGKILL, 5000);
+	if (t->conn)
+		PQfinish(t->conn);
+	if (t->log) {
+		unlink(t->log);
+		free(t->log);
+	}
 	free(t->db);
+	free(t);
+	return 0;
 }
 
 static long long enqueue(struct t *t, const char *type, const char *data)
@@ -140,20 +163,19 @@ static json_t *load_json(const char *path)
 
 static void command_success(void **state)
 {
-	struct t t;
+	struct t *t = *state;
 	char *in, *env, *script, *flag = NULL, *seen, want[512];
 	json_t *j;
 	long long id;
-	(void)state;
 
-	begin(&t, "exec_success");
+	begin(t, "exec_success");
 	script = recording_script("success.sh", "exit 0", &in, &env);
-	id = enqueue(&t, "T", "{\"a\":1,\"text\":\"caf\\u00e9\"}");
+	id = enqueue(t, "T", "{\"a\":1,\"text\":\"caf\\u00e9\"}");
 	if (asprintf(&flag, "T=%s", script) < 0)
 		fail_msg("out of memory");
-	t.pid = tl_spawn_lote(t.db, t.log, "run", "--exec", flag, "--workers", "1",
+	t->pid = tl_spawn_lote(t->db, t->log, "run", "--exec", flag, "--workers", "1",
 	                      "--poll", "100ms", NULL);
-	wait_command(&t, id, "success");
+	wait_command(t, id, "success");
 	j = load_json(in);
 	assert_int_equal(json_integer_value(json_object_get(j, "id")), id);
 	assert_string_equal(json_string_value(json_object_get(j, "type")), "T");
@@ -174,9 +196,9 @@ static void command_success(void **state)
 	         "LOTE_INSTITUTION_ID=" NIL_UUID "\n", id);
 	assert_non_null(seen);
 	assert_string_equal(seen, want);
-	assert_null(tl_value(t.conn, "SELECT error FROM lote.commands WHERE id = %lld", id));
+	assert_null(tl_value(t->conn, "SELECT error FROM lote.commands WHERE id = %lld", id));
 	free(seen);
-	end(&t);
+	end(t);
 	unlink(in);
 	unlink(env);
 	unlink(script);
@@ -188,12 +210,11 @@ static void command_success(void **state)
 
 static void command_failure(void **state)
 {
-	struct t t;
+	struct t *t = *state;
 	char *script, *flag = NULL, *error;
 	long long id, quiet;
-	(void)state;
 
-	begin(&t, "exec_failure");
+	begin(t, "exec_failure");
 	script = tl_script("fail.sh",
 	                   "cat > /dev/null\n"
 	                   "echo 'connecting to smtp' >&2\n"
@@ -201,21 +222,21 @@ static void command_failure(void **state)
 	                   "exit 3");
 	if (asprintf(&flag, "Loud=%s", script) < 0)
 		fail_msg("out of memory");
-	id = enqueue(&t, "Loud", "{}");
-	quiet = enqueue(&t, "Quiet", "{}");
-	t.pid = tl_spawn_lote(t.db, t.log, "run", "--exec", flag, "--exec", "Quiet=exit 4",
+	id = enqueue(t, "Loud", "{}");
+	quiet = enqueue(t, "Quiet", "{}");
+	t->pid = tl_spawn_lote(t->db, t->log, "run", "--exec", flag, "--exec", "Quiet=exit 4",
 	                      "--workers", "1", NULL);
-	wait_command(&t, id, "error");
-	wait_command(&t, quiet, "error");
-	error = tl_value(t.conn, "SELECT error FROM lote.commands WHERE id = %lld", id);
+	wait_command(t, id, "error");
+	wait_command(t, quiet, "error");
+	error = tl_value(t->conn, "SELECT error FROM lote.commands WHERE id = %lld", id);
 	assert_non_null(error);
 	assert_string_equal(error, "exit status 3: connecting to smtp\nsmtp: connection refused");
 	free(error);
-	error = tl_value(t.conn, "SELECT error FROM lote.commands WHERE id = %lld", quiet);
+	error = tl_value(t->conn, "SELECT error FROM lote.commands WHERE id = %lld", quiet);
 	assert_non_null(error);
 	assert_string_equal(error, "exit status 4");
 	free(error);
-	end(&t);
+	end(t);
 	unlink(script);
 	free(script);
 	free(flag);
@@ -223,12 +244,11 @@ static void command_failure(void **state)
 
 static void stdout_enqueues(void **state)
 {
-	struct t t;
+	struct t *t = *state;
 	char *script, *flag = NULL;
 	long long id, bad;
-	(void)state;
 
-	begin(&t, "exec_enqueue");
+	begin(t, "exec_enqueue");
 	script = tl_script("enqueue.sh",
 	                   "cat > /dev/null\n"
 	                   "if [ \"$LOTE_COMMAND_TYPE\" = Bad ]; then\n"
@@ -244,42 +264,42 @@ static void stdout_enqueues(void **state)
 	                   "EOF");
 	if (asprintf(&flag, "Parent=%s", script) < 0)
 		fail_msg("out of memory");
-	id = enqueue(&t, "Parent", "{}");
+	id = enqueue(t, "Parent", "{}");
 	{
 		char *badflag = NULL;
 		if (asprintf(&badflag, "Bad=%s", script) < 0)
 			fail_msg("out of memory");
-		bad = enqueue(&t, "Bad", "{}");
-		t.pid = tl_spawn_lote(t.db, t.log, "run", "--exec", flag, "--exec", badflag,
+		bad = enqueue(t, "Bad", "{}");
+		t->pid = tl_spawn_lote(t->db, t->log, "run", "--exec", flag, "--exec", badflag,
 		                      "--workers", "1", NULL);
-		wait_command(&t, id, "success");
-		wait_command(&t, bad, "error");
+		wait_command(t, id, "success");
+		wait_command(t, bad, "error");
 		free(badflag);
 	}
 	/* The children exist, linked to their parent, with their options. */
-	assert_int_equal(tl_int(t.conn, "SELECT count(*) FROM lote.commands WHERE parent_id = %lld", id), 3);
-	assert_int_equal(tl_int(t.conn,
+	assert_int_equal(tl_int(t->conn, "SELECT count(*) FROM lote.commands WHERE parent_id = %lld", id), 3);
+	assert_int_equal(tl_int(t->conn,
 	        "SELECT count(*) FROM lote.commands WHERE parent_id = %lld AND type = 'Child' "
 	        "AND status = 'pending' AND event_id IS NULL", id), 3);
-	assert_int_equal(tl_int(t.conn,
+	assert_int_equal(tl_int(t->conn,
 	        "SELECT count(*) FROM lote.commands WHERE parent_id = %lld AND data = '{\"n\":2}' "
 	        "AND queue = 'other' AND max_attempts = 5", id), 1);
-	assert_int_equal(tl_int(t.conn,
+	assert_int_equal(tl_int(t->conn,
 	        "SELECT count(*) FROM lote.commands WHERE parent_id = %lld AND data = '{\"n\":1}' "
 	        "AND institution_id = '" NIL_UUID "' AND queue = 'default'", id), 1);
-	assert_int_equal(tl_int(t.conn,
+	assert_int_equal(tl_int(t->conn,
 	        "SELECT count(*) FROM lote.commands WHERE parent_id = %lld AND data = '{\"n\":3}' "
 	        "AND institution_id = '" SCHOOL "'", id), 1);
 	/* One item the database rejects fails the command and keeps none. */
-	assert_int_equal(tl_int(t.conn, "SELECT count(*) FROM lote.commands WHERE parent_id = %lld", bad), 0);
+	assert_int_equal(tl_int(t->conn, "SELECT count(*) FROM lote.commands WHERE parent_id = %lld", bad), 0);
 	{
-		char *error = tl_value(t.conn, "SELECT error FROM lote.commands WHERE id = %lld", bad);
+		char *error = tl_value(t->conn, "SELECT error FROM lote.commands WHERE id = %lld", bad);
 		assert_non_null(error);
 		if (!strstr(error, "unknown option \"bogus\""))
 			fail_msg("unexpected error: %s", error);
 		free(error);
 	}
-	end(&t);
+	end(t);
 	unlink(script);
 	free(script);
 	free(flag);
@@ -287,53 +307,51 @@ static void stdout_enqueues(void **state)
 
 static void stdout_invalid(void **state)
 {
-	struct t t;
+	struct t *t = *state;
 	char *error;
 	long long text, array;
-	(void)state;
 
-	begin(&t, "exec_invalid");
-	text = enqueue(&t, "Chatty", "{}");
-	array = enqueue(&t, "Listy", "{}");
-	t.pid = tl_spawn_lote(t.db, t.log, "run", "--exec", "Chatty=echo all good",
+	begin(t, "exec_invalid");
+	text = enqueue(t, "Chatty", "{}");
+	array = enqueue(t, "Listy", "{}");
+	t->pid = tl_spawn_lote(t->db, t->log, "run", "--exec", "Chatty=echo all good",
 	                      "--exec", "Listy=echo '[1,2]'", "--workers", "1", NULL);
-	wait_command(&t, text, "error");
-	wait_command(&t, array, "error");
-	error = tl_value(t.conn, "SELECT error FROM lote.commands WHERE id = %lld", text);
+	wait_command(t, text, "error");
+	wait_command(t, array, "error");
+	error = tl_value(t->conn, "SELECT error FROM lote.commands WHERE id = %lld", text);
 	assert_non_null(error);
 	if (strncmp(error, "invalid handler output: not JSON", 32) != 0 || !strstr(error, "all good"))
 		fail_msg("unexpected error: %s", error);
 	free(error);
-	error = tl_value(t.conn, "SELECT error FROM lote.commands WHERE id = %lld", array);
+	error = tl_value(t->conn, "SELECT error FROM lote.commands WHERE id = %lld", array);
 	assert_non_null(error);
 	assert_string_equal(error, "invalid handler output: expected a JSON object, got an array "
 	                           "(stdout was: [1,2])");
 	free(error);
-	end(&t);
+	end(t);
 }
 
 static void event_handler(void **state)
 {
-	struct t t;
+	struct t *t = *state;
 	char *in, *env, *script, *flag = NULL, *seen, want[512];
 	json_t *j;
 	long long id;
-	(void)state;
 
-	begin(&t, "exec_event");
+	begin(t, "exec_event");
 	script = recording_script("event.sh",
 	                          "echo '{\"enqueue\":[{\"type\":\"FollowUp\",\"data\":{\"from\":\"event\"}}]}'",
 	                          &in, &env);
 	if (asprintf(&flag, "ThingCreated=%s", script) < 0)
 		fail_msg("out of memory");
-	id = tl_int(t.conn, "SELECT lote.emit('" SCHOOL "', 'Thing', '42', 'ThingCreated', '{\"k\":\"v\"}')");
-	t.pid = tl_spawn_lote(t.db, t.log, "run", "--exec-event", flag, "--workers", "1", NULL);
+	id = tl_int(t->conn, "SELECT lote.emit('" SCHOOL "', 'Thing', '42', 'ThingCreated', '{\"k\":\"v\"}')");
+	t->pid = tl_spawn_lote(t->db, t->log, "run", "--exec-event", flag, "--workers", "1", NULL);
 	{
 		char sql[256];
 		snprintf(sql, sizeof(sql),
 		         "SELECT coalesce((SELECT status = 'success' FROM lote.events WHERE id = %lld), false)",
 		         id);
-		wait_for(&t, "the event", sql);
+		wait_for(t, "the event", sql);
 	}
 	seen = read_file(env);
 	snprintf(want, sizeof(want),
@@ -351,11 +369,11 @@ static void event_handler(void **state)
 	assert_string_equal(json_string_value(json_object_get(json_object_get(j, "data"), "k")), "v");
 	json_decref(j);
 	/* Its stdout enqueued a command linked to the event, in its institution. */
-	assert_int_equal(tl_int(t.conn,
+	assert_int_equal(tl_int(t->conn,
 	        "SELECT count(*) FROM lote.commands WHERE type = 'FollowUp' AND event_id = %lld "
 	        "AND parent_id IS NULL AND institution_id = '" SCHOOL "' "
 	        "AND data = '{\"from\":\"event\"}'", id), 1);
-	end(&t);
+	end(t);
 	unlink(in);
 	unlink(env);
 	unlink(script);
@@ -367,14 +385,13 @@ static void event_handler(void **state)
 
 static void timeout_kills(void **state)
 {
-	struct t t;
+	struct t *t = *state;
 	char *conf, *mark, *error, text[1024];
 	FILE *f;
 	long long id;
 	time_t started;
-	(void)state;
 
-	begin(&t, "exec_timeout");
+	begin(t, "exec_timeout");
 	/* From a config file, with a timeout of its own for the type. */
 	mark = tl_tmp_path("timeout.mark");
 	conf = tl_tmp_path("timeout.conf");
@@ -390,19 +407,19 @@ static void timeout_kills(void **state)
 	assert_non_null(f);
 	fputs(text, f);
 	fclose(f);
-	id = enqueue(&t, "Slow", "{}");
+	id = enqueue(t, "Slow", "{}");
 	started = time(NULL);
-	t.pid = tl_spawn_lote(t.db, t.log, "run", "--config", conf, NULL);
-	wait_command(&t, id, "error");
+	t->pid = tl_spawn_lote(t->db, t->log, "run", "--config", conf, NULL);
+	wait_command(t, id, "error");
 	assert_true(time(NULL) - started < 20);
-	error = tl_value(t.conn, "SELECT error FROM lote.commands WHERE id = %lld", id);
+	error = tl_value(t->conn, "SELECT error FROM lote.commands WHERE id = %lld", id);
 	assert_non_null(error);
 	assert_string_equal(error, "handler timed out after 1s: still working");
 	free(error);
 	/* The whole process group was killed, background children included. */
 	sleep(5);
 	assert_int_not_equal(access(mark, F_OK), 0);
-	end(&t);
+	end(t);
 	unlink(conf);
 	free(conf);
 	free(mark);
@@ -411,7 +428,6 @@ static void timeout_kills(void **state)
 static void usage_errors(void **state)
 {
 	char *db, *out = NULL;
-	(void)state;
 
 	db = tl_fresh_db("exec_usage", false);
 	assert_int_equal(tl_run_lote(db, &out, "run", NULL), 2);
@@ -430,12 +446,12 @@ static void usage_errors(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(command_success),
-		cmocka_unit_test(command_failure),
-		cmocka_unit_test(stdout_enqueues),
-		cmocka_unit_test(stdout_invalid),
-		cmocka_unit_test(event_handler),
-		cmocka_unit_test(timeout_kills),
+		cmocka_unit_test_setup_teardown(command_success, setup, teardown),
+		cmocka_unit_test_setup_teardown(command_failure, setup, teardown),
+		cmocka_unit_test_setup_teardown(stdout_enqueues, setup, teardown),
+		cmocka_unit_test_setup_teardown(stdout_invalid, setup, teardown),
+		cmocka_unit_test_setup_teardown(event_handler, setup, teardown),
+		cmocka_unit_test_setup_teardown(timeout_kills, setup, teardown),
 		cmocka_unit_test(usage_errors),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
