@@ -141,7 +141,7 @@ $$;
 -- handler's SQL makes (directly, in a function, in a trigger) is linked.
 CREATE FUNCTION lote.current_id(name text) RETURNS bigint
 LANGUAGE sql STABLE AS $$
-	SELECT nullif(current_setting('lote.' || name, true), '')::bigint
+	SELECT nullif(nullif(current_setting('lote.' || name, true), ''), '0')::bigint
 $$;
 
 -- ---------------------------------------------------------------------
@@ -314,3 +314,48 @@ FROM lote.events e
 WHERE e.status = 'pending'
   AND NOT EXISTS (SELECT 1 FROM live w WHERE e.type = ANY (w.event_types))
 GROUP BY e.type;
+
+-- Returns claimed work to the queue when its claimant is gone: rows whose
+-- lease expired, or (lost_workers) rows of workers known to be dead. Each
+-- counts as a failed attempt, so a row that crashes its worker every time
+-- ends in error instead of looping. A worker holds its rows locked while its
+-- transaction works on them, so rows still locked are skipped (their
+-- transaction either commits their outcome or dies and frees them for the
+-- next round): a late completion can never be overwritten.
+CREATE FUNCTION lote.rescue(lost_workers bigint[] DEFAULT '{}', reason text DEFAULT 'lease expired')
+RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+	n integer;
+	m integer;
+BEGIN
+	UPDATE lote.commands c SET
+		status = CASE WHEN c.attempt < c.max_attempts THEN 'pending' ELSE 'error' END,
+		run_at = CASE WHEN c.attempt < c.max_attempts THEN now() + lote.retry_delay(c.attempt) ELSE c.run_at END,
+		finished_at = CASE WHEN c.attempt < c.max_attempts THEN NULL ELSE now() END,
+		duration = CASE WHEN c.attempt < c.max_attempts THEN NULL ELSE now() - c.started_at END,
+		error = format('attempt %s: %s', c.attempt, reason),
+		lease_until = NULL, worker_id = NULL
+	WHERE c.id IN (SELECT id FROM lote.commands
+	               WHERE status = 'processing'
+	                 AND (lease_until < now() OR worker_id = ANY (lost_workers))
+	               FOR UPDATE SKIP LOCKED);
+	GET DIAGNOSTICS n = ROW_COUNT;
+	UPDATE lote.events e SET
+		status = CASE WHEN e.attempt < e.max_attempts THEN 'pending' ELSE 'error' END,
+		run_at = CASE WHEN e.attempt < e.max_attempts THEN now() + lote.retry_delay(e.attempt) ELSE e.run_at END,
+		finished_at = CASE WHEN e.attempt < e.max_attempts THEN NULL ELSE now() END,
+		duration = CASE WHEN e.attempt < e.max_attempts THEN NULL ELSE now() - e.started_at END,
+		error = format('attempt %s: %s', e.attempt, reason),
+		lease_until = NULL, worker_id = NULL
+	WHERE e.id IN (SELECT id FROM lote.events
+	               WHERE status = 'processing'
+	                 AND (lease_until < now() OR worker_id = ANY (lost_workers))
+	               FOR UPDATE SKIP LOCKED);
+	GET DIAGNOSTICS m = ROW_COUNT;
+	IF cardinality(lost_workers) > 0 THEN
+		DELETE FROM lote.workers WHERE id = ANY (lost_workers);
+	END IF;
+	RETURN n + m;
+END
+$$;

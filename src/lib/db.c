@@ -52,6 +52,13 @@ int lote__db_exec(PGconn *conn, const char *sql, lote_error *err)
 	return rc;
 }
 
+void lote__db_try(PGconn *conn, const char *sql)
+{
+	if (lote__db_exec(conn, sql, NULL) < 0) {
+		/* ignored on purpose, see db.h */
+	}
+}
+
 int lote__db_value(PGconn *conn, const char *sql, int nparams,
                    const char *const *params, char **ret_value, lote_error *err)
 {

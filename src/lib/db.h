@@ -14,6 +14,10 @@ LOTE_MUSTCHECK int lote__db_connect(const char *conninfo, const char *appname,
  * every result; stops at the first error. */
 LOTE_MUSTCHECK int lote__db_exec(PGconn *conn, const char *sql, lote_error *err);
 
+/* Best effort, for cleanup paths (ROLLBACK after a failure, unlock): runs
+ * sql and ignores the outcome, which the caller cannot act on anyway. */
+void lote__db_try(PGconn *conn, const char *sql);
+
 /* Runs a parameterised statement returning at most one row of one column,
  * copying that value (malloc'd, caller frees) to *ret_value, or NULL when no
  * row came back or it was NULL. ret_value may be NULL. */

@@ -5,6 +5,7 @@
  * its row in lote.migrations, so a crash leaves either all of it or none. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "db.h"
 #include "error.h"
@@ -75,10 +76,13 @@ int lote_migrate(PGconn *conn, int *ret_applied, lote_error *err)
 		if (rc < 0) {
 			if (err) {
 				char inner[sizeof(err->message)];
-				snprintf(inner, sizeof(inner), "%s", err->message);
-				snprintf(err->message, sizeof(err->message), "%s: %s", ctx, inner);
+				size_t n = strlen(ctx);
+				memcpy(inner, err->message, sizeof(inner));
+				snprintf(err->message, sizeof(err->message), "%s: ", ctx);
+				snprintf(err->message + n + 2, sizeof(err->message) - n - 2, "%.*s",
+				         (int)(sizeof(err->message) - n - 3), inner);
 			}
-			(void)lote__db_exec(conn, "ROLLBACK", NULL);
+			lote__db_try(conn, "ROLLBACK");
 			goto out;
 		}
 		res = PQexecParams(conn,
@@ -87,7 +91,7 @@ int lote_migrate(PGconn *conn, int *ret_applied, lote_error *err)
 		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
 			rc = lote__fail_pg(err, conn, res, ctx);
 			PQclear(res);
-			(void)lote__db_exec(conn, "ROLLBACK", NULL);
+			lote__db_try(conn, "ROLLBACK");
 			goto out;
 		}
 		PQclear(res);
@@ -101,6 +105,6 @@ int lote_migrate(PGconn *conn, int *ret_applied, lote_error *err)
 		*ret_applied = applied;
 out:
 	snprintf(lock, sizeof(lock), "SELECT pg_advisory_unlock(%d)", MIGRATE_LOCK_KEY);
-	(void)lote__db_exec(conn, lock, NULL);
+	lote__db_try(conn, lock);
 	return rc;
 }

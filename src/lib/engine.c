@@ -1,0 +1,514 @@
+/* engine.c - the handler registry and the supervisor.
+ *
+ * The supervisor forks the worker processes (the PostgreSQL / nginx model:
+ * a crashing handler takes down one worker, never the supervisor or its
+ * siblings), restarts workers that die, returns the work of dead workers to
+ * the queue at once, rescues expired leases, and on SIGTERM/SIGINT stops
+ * the workers gracefully within the grace period. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "db.h"
+#include "engine_int.h"
+#include "error.h"
+#include "log.h"
+
+/* Restart back-off of a worker that keeps dying: 100 ms doubling to 30 s,
+ * reset once a worker has lived this long. */
+#define RESTART_MIN_MS 100
+#define RESTART_MAX_MS 30000
+#define RESTART_STABLE_MS 60000
+/* How often the supervisor looks for expired leases and dead workers. */
+#define RESCUE_EVERY_MS 2000
+/* Worker rows of other hosts whose heartbeat is older are dropped. */
+#define STALE_WORKER_SQL "interval '10 minutes'"
+#define MAX_WORKERS 256
+
+void lote_engine_options_init(lote_engine_options *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->workers = 2;
+	o->batch = 100;
+	o->poll_ms = 1000;
+	o->lease_ms = 5 * 60 * 1000;
+	o->grace_ms = 30 * 1000;
+	o->timeout_ms = 5 * 60 * 1000;
+	o->listen = true;
+	o->shared_tx = true;
+	o->name = "lote";
+}
+
+static char *dup_or_null(const char *s)
+{
+	return s && *s ? strdup(s) : NULL;
+}
+
+int lote_engine_new(const lote_engine_options *opts, lote_engine **ret_engine,
+                    lote_error *err)
+{
+	lote_engine *e;
+
+	if (!opts || !opts->conninfo || !*opts->conninfo)
+		return lote__fail(err, LOTE_EINVAL, "engine: no database conninfo given");
+	if (opts->workers < 1 || opts->workers > MAX_WORKERS)
+		return lote__fail(err, LOTE_EINVAL, "engine: workers must be 1 to %d, got %d",
+		                  MAX_WORKERS, opts->workers);
+	if (opts->batch < 1 || opts->batch > 1000)
+		return lote__fail(err, LOTE_EINVAL, "engine: batch must be 1 to 1000, got %d",
+		                  opts->batch);
+	if (opts->poll_ms < 10 || opts->lease_ms < 1000 || opts->grace_ms < 0 ||
+	    opts->timeout_ms < 0)
+		return lote__fail(err, LOTE_EINVAL,
+		                  "engine: poll must be >= 10ms, lease >= 1s, grace and timeout >= 0");
+	e = calloc(1, sizeof(*e));
+	if (!e)
+		return lote__fail(err, LOTE_ENOMEM, "out of memory");
+	e->opts = *opts;
+	e->conninfo = strdup(opts->conninfo);
+	e->queues = dup_or_null(opts->queues);
+	e->name = strdup(opts->name && *opts->name ? opts->name : "lote");
+	if (!e->conninfo || !e->name || (opts->queues && *opts->queues && !e->queues)) {
+		lote_engine_free(e);
+		return lote__fail(err, LOTE_ENOMEM, "out of memory");
+	}
+	e->opts.conninfo = e->conninfo;
+	e->opts.queues = e->queues;
+	e->opts.name = e->name;
+	*ret_engine = e;
+	return 0;
+}
+
+static void handler_done(struct lote__handler *h)
+{
+	if (h->opts.free_udata)
+		h->opts.free_udata(h->udata);
+	free(h->type);
+}
+
+void lote_engine_free(lote_engine *e)
+{
+	if (!e)
+		return;
+	for (int i = 0; i < e->ncommands; i++)
+		handler_done(&e->commands[i]);
+	free(e->commands);
+	for (int i = 0; i < e->nevents; i++) {
+		for (int j = 0; j < e->events[i].nhandlers; j++)
+			handler_done(&e->events[i].handlers[j]);
+		free(e->events[i].handlers);
+		free(e->events[i].type);
+	}
+	free(e->events);
+	free(e->conninfo);
+	free(e->queues);
+	free(e->name);
+	free(e);
+}
+
+/* The same rule as lote.check_type in SQL, so a typo fails at start-up
+ * rather than leaving work unhandled. */
+static bool valid_type(const char *t)
+{
+	size_t n = t ? strlen(t) : 0;
+	if (n == 0 || n > 200 || !(t[0] == '_' || (t[0] >= 'A' && t[0] <= 'Z') ||
+	                           (t[0] >= 'a' && t[0] <= 'z')))
+		return false;
+	return strspn(t, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.:-") == n;
+}
+
+static int make_handler(struct lote__handler *h, const char *type, lote_handler_fn fn,
+                        void *udata, const lote_handler_opts *opts, lote_error *err)
+{
+	memset(h, 0, sizeof(*h));
+	h->type = strdup(type);
+	if (!h->type)
+		return lote__fail(err, LOTE_ENOMEM, "out of memory");
+	h->fn = fn;
+	h->udata = udata;
+	if (opts)
+		h->opts = *opts;
+	return 0;
+}
+
+int lote_engine_on_command(lote_engine *e, const char *type, lote_handler_fn fn,
+                           void *udata, const lote_handler_opts *opts, lote_error *err)
+{
+	struct lote__handler *grown;
+
+	if (!fn || !valid_type(type))
+		return lote__fail(err, LOTE_EINVAL, "invalid command type \"%s\"", type ? type : "(null)");
+	for (int i = 0; i < e->ncommands; i++)
+		if (strcmp(e->commands[i].type, type) == 0)
+			return lote__fail(err, LOTE_EINVAL,
+			                  "command type \"%s\" already has a handler", type);
+	grown = realloc(e->commands, (e->ncommands + 1) * sizeof(*grown));
+	if (!grown)
+		return lote__fail(err, LOTE_ENOMEM, "out of memory");
+	e->commands = grown;
+	if (make_handler(&e->commands[e->ncommands], type, fn, udata, opts, err) < 0)
+		return LOTE_ENOMEM;
+	e->ncommands++;
+	return 0;
+}
+
+int lote_engine_on_event(lote_engine *e, const char *type, lote_handler_fn fn,
+                         void *udata, const lote_handler_opts *opts, lote_error *err)
+{
+	struct lote__event_type *et = NULL;
+	struct lote__handler *grown;
+
+	if (!fn || !valid_type(type))
+		return lote__fail(err, LOTE_EINVAL, "invalid event type \"%s\"", type ? type : "(null)");
+	for (int i = 0; i < e->nevents; i++)
+		if (strcmp(e->events[i].type, type) == 0)
+			et = &e->events[i];
+	if (!et) {
+		struct lote__event_type *g = realloc(e->events, (e->nevents + 1) * sizeof(*g));
+		if (!g)
+			return lote__fail(err, LOTE_ENOMEM, "out of memory");
+		e->events = g;
+		et = &e->events[e->nevents];
+		memset(et, 0, sizeof(*et));
+		et->type = strdup(type);
+		if (!et->type)
+			return lote__fail(err, LOTE_ENOMEM, "out of memory");
+		e->nevents++;
+	}
+	grown = realloc(et->handlers, (et->nhandlers + 1) * sizeof(*grown));
+	if (!grown)
+		return lote__fail(err, LOTE_ENOMEM, "out of memory");
+	et->handlers = grown;
+	if (make_handler(&et->handlers[et->nhandlers], type, fn, udata, opts, err) < 0)
+		return LOTE_ENOMEM;
+	et->nhandlers++;
+	return 0;
+}
+
+static int cmp_handler(const void *a, const void *b)
+{
+	return strcmp(((const struct lote__handler *)a)->type,
+	              ((const struct lote__handler *)b)->type);
+}
+
+static int cmp_event(const void *a, const void *b)
+{
+	return strcmp(((const struct lote__event_type *)a)->type,
+	              ((const struct lote__event_type *)b)->type);
+}
+
+const struct lote__handler *lote__engine_command(const lote_engine *e, const char *type)
+{
+	struct lote__handler key = { .type = (char *)type };
+	return bsearch(&key, e->commands, e->ncommands, sizeof(key), cmp_handler);
+}
+
+const struct lote__event_type *lote__engine_event(const lote_engine *e, const char *type)
+{
+	struct lote__event_type key = { .type = (char *)type };
+	return bsearch(&key, e->events, e->nevents, sizeof(key), cmp_event);
+}
+
+void lote_engine_stop(lote_engine *e)
+{
+	e->stop = 1;
+	if (e->supervisor_pid > 0)
+		kill(e->supervisor_pid, SIGTERM);
+}
+
+/* ---------------------------------------------------------------------
+ * Supervisor
+ */
+
+struct slot {
+	pid_t pid;          /* 0: not running */
+	int64_t started_ms; /* monotonic */
+	int64_t restart_at; /* monotonic; when to start it again */
+	int64_t backoff_ms;
+};
+
+struct supervisor {
+	lote_engine *e;
+	PGconn *conn;
+	char host[256];
+	struct slot *slots;
+	int n;
+	sigset_t old_mask;
+};
+
+/* Set in worker processes by SIGTERM/SIGINT. */
+static lote_engine *worker_engine;
+
+static void on_worker_signal(int sig)
+{
+	(void)sig;
+	if (worker_engine)
+		worker_engine->stop = 1;
+}
+
+static pid_t start_worker(struct supervisor *s, int index)
+{
+	pid_t pid = fork();
+
+	if (pid < 0) {
+		log_error("cannot fork worker %d: %s", index + 1, strerror(errno));
+		return -1;
+	}
+	if (pid == 0) {
+		struct sigaction sa = { 0 };
+		int status;
+
+		/* The child never touches the supervisor's connection: PQfinish
+		 * here would end the parent's session. */
+		worker_engine = s->e;
+		sa.sa_handler = on_worker_signal; /* no SA_RESTART: wakes poll() */
+		sigemptyset(&sa.sa_mask);
+		sigaction(SIGTERM, &sa, NULL);
+		sigaction(SIGINT, &sa, NULL);
+		signal(SIGCHLD, SIG_DFL);
+		sigprocmask(SIG_SETMASK, &s->old_mask, NULL);
+		lote__log_set_context("worker %d", index + 1);
+		status = lote__worker_main(s->e, index + 1);
+		_exit(status);
+	}
+	s->slots[index].pid = pid;
+	s->slots[index].started_ms = lote__mono_ms();
+	log_debug("started worker %d (pid %d)", index + 1, (int)pid);
+	return pid;
+}
+
+/* Returns the work of the dead worker processes pids (of this host) to the
+ * queue right away instead of waiting for their leases. */
+static void rescue_dead(struct supervisor *s, const pid_t *pids, int npids, const char *reason)
+{
+	char list[4096], *v = NULL;
+	size_t off = 0;
+	const char *params[3];
+	lote_error err = { 0 };
+
+	off += snprintf(list, sizeof(list), "{");
+	for (int i = 0; i < npids && off < sizeof(list) - 16; i++)
+		off += snprintf(list + off, sizeof(list) - off, "%s%d", i ? "," : "", (int)pids[i]);
+	snprintf(list + off, sizeof(list) - off, "}");
+	params[0] = s->host;
+	params[1] = list;
+	params[2] = reason;
+	if (lote__db_value(s->conn,
+	        "SELECT lote.rescue(coalesce((SELECT array_agg(id) FROM lote.workers"
+	        "  WHERE host = $1 AND pid = ANY ($2::int[])), '{}'), $3)",
+	        3, params, &v, &err) < 0)
+		log_error("cannot rescue the work of dead workers: %s", err.message);
+	else if (v && atoi(v) > 0)
+		log_warn("returned %s claimed row%s of dead workers to the queue", v,
+		         atoi(v) == 1 ? "" : "s");
+	free(v);
+}
+
+/* Periodic upkeep: expired leases, worker rows of processes of this host
+ * that no longer exist (a daemon killed with -9), stale rows elsewhere. */
+static void upkeep(struct supervisor *s)
+{
+	PGresult *res;
+	pid_t dead[256];
+	int ndead = 0;
+	const char *params[1] = { s->host };
+	char *v = NULL;
+	lote_error err = { 0 };
+
+	if (PQstatus(s->conn) != CONNECTION_OK) {
+		PQreset(s->conn);
+		if (PQstatus(s->conn) != CONNECTION_OK)
+			return;
+	}
+	res = PQexecParams(s->conn, "SELECT pid FROM lote.workers WHERE host = $1",
+	                   1, NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(res) == PGRES_TUPLES_OK) {
+		for (int i = 0; i < PQntuples(res) && ndead < 256; i++) {
+			pid_t pid = atoi(PQgetvalue(res, i, 0));
+			if (kill(pid, 0) < 0 && errno == ESRCH)
+				dead[ndead++] = pid;
+		}
+	}
+	PQclear(res);
+	if (ndead > 0)
+		rescue_dead(s, dead, ndead, "worker process gone");
+	if (lote__db_value(s->conn, "SELECT lote.rescue()", 0, NULL, &v, &err) < 0)
+		log_error("lease rescue failed: %s", err.message);
+	else if (v && atoi(v) > 0)
+		log_warn("rescued %s row%s whose lease expired", v, atoi(v) == 1 ? "" : "s");
+	free(v);
+	lote__db_try(s->conn,
+		"DELETE FROM lote.workers WHERE heartbeat_at < now() - " STALE_WORKER_SQL);
+}
+
+static int slot_of(struct supervisor *s, pid_t pid)
+{
+	for (int i = 0; i < s->n; i++)
+		if (s->slots[i].pid == pid)
+			return i;
+	return -1;
+}
+
+/* Reaps exited workers; while running, schedules their restart. */
+static void reap(struct supervisor *s, bool stopping)
+{
+	pid_t pid, dead[MAX_WORKERS];
+	int st, ndead = 0;
+
+	while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
+		int i = slot_of(s, pid);
+		struct slot *sl;
+		bool clean = WIFEXITED(st) && WEXITSTATUS(st) == 0;
+
+		if (i < 0)
+			continue;
+		sl = &s->slots[i];
+		sl->pid = 0;
+		if (!clean && ndead < MAX_WORKERS)
+			dead[ndead++] = pid;
+		if (WIFSIGNALED(st))
+			log_warn("worker %d (pid %d) killed by signal %d (%s)", i + 1, (int)pid,
+			         WTERMSIG(st), strsignal(WTERMSIG(st)));
+		else if (!clean)
+			log_warn("worker %d (pid %d) exited with status %d", i + 1, (int)pid,
+			         WEXITSTATUS(st));
+		if (stopping)
+			continue;
+		if (lote__mono_ms() - sl->started_ms > RESTART_STABLE_MS)
+			sl->backoff_ms = RESTART_MIN_MS;
+		else
+			sl->backoff_ms = sl->backoff_ms ? sl->backoff_ms * 2 : RESTART_MIN_MS;
+		if (sl->backoff_ms > RESTART_MAX_MS)
+			sl->backoff_ms = RESTART_MAX_MS;
+		sl->restart_at = lote__mono_ms() + sl->backoff_ms;
+	}
+	if (ndead > 0)
+		rescue_dead(s, dead, ndead, "worker process died");
+}
+
+static int running(struct supervisor *s)
+{
+	int n = 0;
+	for (int i = 0; i < s->n; i++)
+		n += s->slots[i].pid > 0;
+	return n;
+}
+
+static void signal_all(struct supervisor *s, int sig)
+{
+	for (int i = 0; i < s->n; i++)
+		if (s->slots[i].pid > 0)
+			kill(s->slots[i].pid, sig);
+}
+
+static int check_schema(PGconn *conn, lote_error *err)
+{
+	char *v = NULL;
+	int rc = lote__db_value(conn,
+		"SELECT CASE WHEN to_regclass('lote.migrations') IS NULL THEN 0"
+		" ELSE (SELECT coalesce(max(version), 0) FROM lote.migrations) END",
+		0, NULL, &v, err);
+	if (rc < 0)
+		return rc;
+	int version = v ? atoi(v) : 0;
+	free(v);
+	if (version != lote_schema_version())
+		return lote__fail(err, LOTE_ESCHEMA,
+		                  version < lote_schema_version()
+		                  ? "the database schema is at version %d, this lote needs %d: run `lote migrate`"
+		                  : "the database schema is at version %d, newer than this lote knows (%d): upgrade lote",
+		                  version, lote_schema_version());
+	return 0;
+}
+
+int lote_engine_run(lote_engine *e, lote_error *err)
+{
+	struct supervisor s = { .e = e };
+	sigset_t set;
+	int rc = 0;
+	int64_t next_upkeep = 0, deadline = 0;
+	bool stopping = false;
+	char app[128];
+
+	if (e->ncommands == 0 && e->nevents == 0)
+		return lote__fail(err, LOTE_EINVAL, "no handlers registered: nothing to run");
+	qsort(e->commands, e->ncommands, sizeof(*e->commands), cmp_handler);
+	qsort(e->events, e->nevents, sizeof(*e->events), cmp_event);
+
+	snprintf(app, sizeof(app), "%s supervisor", e->name);
+	rc = lote__db_connect(e->conninfo, app, &s.conn, err);
+	if (rc < 0)
+		return rc;
+	rc = check_schema(s.conn, err);
+	if (rc < 0)
+		goto out;
+	gethostname(s.host, sizeof(s.host) - 1);
+	s.n = e->opts.workers;
+	s.slots = calloc(s.n, sizeof(*s.slots));
+	if (!s.slots) {
+		rc = lote__fail(err, LOTE_ENOMEM, "out of memory");
+		goto out;
+	}
+
+	/* Signals are taken synchronously with sigtimedwait: no handler runs
+	 * in the middle of the supervisor's own work. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &set, &s.old_mask);
+	e->supervisor_pid = getpid();
+	e->stop = 0;
+	lote__log_set_context("%s", e->name);
+	log_info("starting %d worker%s (%d command type%s, %d event type%s)", s.n,
+	         s.n == 1 ? "" : "s", e->ncommands, e->ncommands == 1 ? "" : "s",
+	         e->nevents, e->nevents == 1 ? "" : "s");
+	upkeep(&s); /* work left by a previous run of this host comes back first */
+	for (int i = 0; i < s.n; i++)
+		start_worker(&s, i);
+
+	for (;;) {
+		struct timespec ts = { 0, 200 * 1000000L };
+		siginfo_t info;
+		int sig = sigtimedwait(&set, &info, &ts);
+		int64_t now = lote__mono_ms();
+
+		if ((sig == SIGTERM || sig == SIGINT || e->stop) && !stopping) {
+			stopping = true;
+			deadline = now + e->opts.grace_ms;
+			log_info("stopping: finishing in-flight work (grace %lld ms)",
+			         (long long)e->opts.grace_ms);
+			signal_all(&s, SIGTERM);
+		}
+		reap(&s, stopping);
+		if (stopping) {
+			if (running(&s) == 0)
+				break;
+			if (now >= deadline) {
+				log_warn("grace period over: killing %d worker%s", running(&s),
+				         running(&s) == 1 ? "" : "s");
+				signal_all(&s, SIGKILL);
+				deadline = now + 60000; /* SIGKILL cannot be ignored */
+			}
+			continue;
+		}
+		for (int i = 0; i < s.n; i++)
+			if (s.slots[i].pid == 0 && now >= s.slots[i].restart_at)
+				start_worker(&s, i);
+		if (now >= next_upkeep) {
+			upkeep(&s);
+			next_upkeep = now + RESCUE_EVERY_MS;
+		}
+	}
+	log_info("stopped");
+	sigprocmask(SIG_SETMASK, &s.old_mask, NULL);
+	e->supervisor_pid = 0;
+out:
+	free(s.slots);
+	PQfinish(s.conn);
+	return rc;
+}

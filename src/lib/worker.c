@@ -1,0 +1,626 @@
+/* worker.c - one worker process: claim a group of rows, run each one
+ * atomically, complete them together, wait for more.
+ *
+ * The claim model (docs/architecture.md):
+ *  1. claim: one short autocommit statement marks up to `batch` rows
+ *     `processing`, increments their attempt and stamps a lease;
+ *  2. run: the group shares one transaction, each row in its own savepoint,
+ *     so a failing handler rolls back only its own writes. The transaction
+ *     is opened lazily and, when opened, locks the group's rows, so nobody
+ *     can rescue them while it lives;
+ *  3. complete: one UPDATE records every outcome, fenced by attempt (a stale
+ *     worker can never overwrite a newer outcome), then COMMIT. If anything
+ *     in the group went wrong at that level (a fenced row, a failed COMMIT),
+ *     the whole transaction rolls back and each row is run again in its own
+ *     transaction, so every outcome stays atomic with its writes. */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "db.h"
+#include "engine_int.h"
+#include "error.h"
+#include "log.h"
+
+/* How often an idle or busy worker stamps its heartbeat. */
+#define HEARTBEAT_MS 5000
+
+struct worker {
+	lote_engine *e;
+	int index;
+	PGconn *conn;
+	int64_t id;            /* our row in lote.workers */
+	char id_text[24];
+	char *command_types;   /* text[] literals of the handled types */
+	char *event_types;
+	char *queues;          /* text[] literal or NULL for every queue */
+	int64_t last_beat;
+	struct lote__tx tx;
+	char begin[65536];     /* BEGIN + lock of the current group */
+};
+
+/* One claimed row and its outcome. */
+struct row {
+	lote_ctx ctx;
+	bool ran;         /* its handler(s) ran */
+	bool ok;
+	bool release;     /* not run: give it back untouched (shutdown) */
+	char *error;      /* owned */
+	int64_t started_us, finished_us;
+};
+
+/* Builds a PostgreSQL text[] literal {"a","b"} (malloc'd). */
+static char *text_array(const char *const *items, int n)
+{
+	size_t len = 3;
+	char *out, *p;
+
+	for (int i = 0; i < n; i++)
+		len += strlen(items[i]) * 2 + 3;
+	out = p = malloc(len);
+	if (!out)
+		return NULL;
+	*p++ = '{';
+	for (int i = 0; i < n; i++) {
+		if (i)
+			*p++ = ',';
+		*p++ = '"';
+		for (const char *s = items[i]; *s; s++) {
+			if (*s == '"' || *s == '\\')
+				*p++ = '\\';
+			*p++ = *s;
+		}
+		*p++ = '"';
+	}
+	*p++ = '}';
+	*p = '\0';
+	return out;
+}
+
+static char *queue_array(const char *queues)
+{
+	char *copy, *tok, *save = NULL, *out;
+	const char *items[256];
+	int n = 0;
+
+	if (!queues || !*queues)
+		return NULL;
+	copy = strdup(queues);
+	if (!copy)
+		return NULL;
+	for (tok = strtok_r(copy, ", ", &save); tok && n < 256; tok = strtok_r(NULL, ", ", &save))
+		items[n++] = tok;
+	out = text_array(items, n);
+	free(copy);
+	return out;
+}
+
+static int prepare(struct worker *w, const char *name, const char *sql, lote_error *err)
+{
+	PGresult *res = PQprepare(w->conn, name, sql, 0, NULL);
+	int rc = 0;
+	if (PQresultStatus(res) != PGRES_COMMAND_OK)
+		rc = lote__fail_pg(err, w->conn, res, name);
+	PQclear(res);
+	return rc;
+}
+
+/* The statements of the hot path, prepared once per connection. */
+static int prepare_all(struct worker *w, lote_error *err)
+{
+	char sql[4096];
+	const char *queue_filter = w->queues ? " AND queue = ANY ($5::text[])" : "";
+	int rc;
+
+	snprintf(sql, sizeof(sql),
+		"WITH c AS ("
+		"  SELECT id FROM lote.commands"
+		"  WHERE status = 'pending' AND run_at <= now() AND type = ANY ($1::text[])%s"
+		"  ORDER BY priority, run_at, id LIMIT $2 FOR UPDATE SKIP LOCKED)"
+		" UPDATE lote.commands t SET status = 'processing', attempt = t.attempt + 1,"
+		"  started_at = clock_timestamp(),"
+		"  lease_until = clock_timestamp() + $3::bigint * interval '1 millisecond',"
+		"  worker_id = $4"
+		" FROM c WHERE t.id = c.id"
+		" RETURNING t.id, t.type, t.institution_id, t.data, t.attempt, t.max_attempts,"
+		"  t.event_id, t.parent_id, t.original_id, t.batch_id, t.priority, t.run_at",
+		queue_filter);
+	if ((rc = prepare(w, "claim_c", sql, err)) < 0)
+		return rc;
+	rc = prepare(w, "claim_e",
+		"WITH c AS ("
+		"  SELECT id FROM lote.events"
+		"  WHERE status = 'pending' AND run_at <= now() AND type = ANY ($1::text[])"
+		"  ORDER BY run_at, id LIMIT $2 FOR UPDATE SKIP LOCKED)"
+		" UPDATE lote.events t SET status = 'processing', attempt = t.attempt + 1,"
+		"  started_at = clock_timestamp(),"
+		"  lease_until = clock_timestamp() + $3::bigint * interval '1 millisecond',"
+		"  worker_id = $4"
+		" FROM c WHERE t.id = c.id"
+		" RETURNING t.id, t.type, t.institution_id, t.data, t.attempt, t.max_attempts,"
+		"  t.entity_type, t.entity_id, t.run_at", err);
+	if (rc < 0)
+		return rc;
+	/* Completion, fenced by attempt and claimant. A failed row with
+	 * attempts left goes back to pending after its back-off; a released
+	 * row goes back as if never claimed. */
+	for (int k = 0; k < 2; k++) {
+		const char *table = k == 0 ? "lote.commands" : "lote.events";
+		snprintf(sql, sizeof(sql),
+			"UPDATE %s t SET"
+			"  status = CASE WHEN u.ok THEN 'success' WHEN u.release THEN 'pending'"
+			"    WHEN t.attempt < t.max_attempts THEN 'pending' ELSE 'error' END,"
+			"  attempt = CASE WHEN u.release THEN t.attempt - 1 ELSE t.attempt END,"
+			"  run_at = CASE WHEN NOT u.ok AND NOT u.release AND t.attempt < t.max_attempts"
+			"    THEN now() + lote.retry_delay(t.attempt) ELSE t.run_at END,"
+			"  started_at = CASE WHEN u.release THEN NULL"
+			"    ELSE to_timestamp(u.started / 1e6) END,"
+			"  finished_at = CASE WHEN u.ok OR (NOT u.release AND t.attempt >= t.max_attempts)"
+			"    THEN to_timestamp(u.finished / 1e6) END,"
+			"  duration = CASE WHEN u.ok OR (NOT u.release AND t.attempt >= t.max_attempts)"
+			"    THEN (u.finished - u.started) * interval '1 microsecond' END,"
+			"  error = CASE WHEN u.ok THEN NULL WHEN u.release THEN t.error ELSE u.error END,"
+			"  lease_until = NULL, worker_id = NULL"
+			" FROM json_to_recordset($1::json) AS u(id bigint, attempt integer, ok boolean,"
+			"  release boolean, error text, started bigint, finished bigint)"
+			" WHERE t.id = u.id AND t.attempt = u.attempt AND t.status = 'processing'"
+			"  AND t.worker_id = $2", table);
+		if ((rc = prepare(w, k == 0 ? "complete_c" : "complete_e", sql, err)) < 0)
+			return rc;
+	}
+	snprintf(sql, sizeof(sql),
+		"SELECT ceil(extract(epoch FROM least("
+		"  (SELECT min(run_at) FROM lote.commands WHERE status = 'pending'"
+		"     AND type = ANY ($1::text[])%s),"
+		"  (SELECT min(run_at) FROM lote.events WHERE status = 'pending'"
+		"     AND type = ANY ($2::text[]))) - now()) * 1000)::bigint",
+		w->queues ? " AND queue = ANY ($3::text[])" : "");
+	return prepare(w, "next_due", sql, err);
+}
+
+static int register_worker(struct worker *w, lote_error *err)
+{
+	char host[256] = "", pid[16];
+	const char *params[5];
+	char *id = NULL;
+	int rc;
+
+	gethostname(host, sizeof(host) - 1);
+	snprintf(pid, sizeof(pid), "%d", (int)getpid());
+	params[0] = host;
+	params[1] = pid;
+	params[2] = w->queues;
+	params[3] = w->command_types;
+	params[4] = w->event_types;
+	rc = lote__db_value(w->conn,
+		"INSERT INTO lote.workers (host, pid, queues, command_types, event_types)"
+		" VALUES ($1, $2, $3, $4, $5) RETURNING id", 5, params, &id, err);
+	if (rc < 0)
+		return rc;
+	w->id = strtoll(id, NULL, 10);
+	snprintf(w->id_text, sizeof(w->id_text), "%lld", (long long)w->id);
+	free(id);
+	w->last_beat = lote__mono_ms();
+	return 0;
+}
+
+static void heartbeat(struct worker *w)
+{
+	const char *params[1] = { w->id_text };
+	PGresult *res;
+
+	if (lote__mono_ms() - w->last_beat < HEARTBEAT_MS)
+		return;
+	res = PQexecParams(w->conn,
+		"UPDATE lote.workers SET heartbeat_at = now() WHERE id = $1",
+		1, NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK)
+		log_warn("heartbeat failed: %s", PQresultErrorMessage(res));
+	PQclear(res);
+	w->last_beat = lote__mono_ms();
+}
+
+static const char *nul_if_null(const PGresult *res, int r, int c)
+{
+	return PQgetisnull(res, r, c) ? NULL : PQgetvalue(res, r, c);
+}
+
+static int64_t id_or_zero(const PGresult *res, int r, int c)
+{
+	return PQgetisnull(res, r, c) ? 0 : strtoll(PQgetvalue(res, r, c), NULL, 10);
+}
+
+static void fill_row(struct row *row, lote_kind kind, const PGresult *res, int i,
+                     struct lote__tx *tx)
+{
+	lote_ctx *c = &row->ctx;
+
+	memset(row, 0, sizeof(*row));
+	lote__ctx_reset(c, tx);
+	c->kind = kind;
+	c->id = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+	c->type = PQgetvalue(res, i, 1);
+	c->institution = PQgetvalue(res, i, 2);
+	c->data_text = PQgetvalue(res, i, 3);
+	c->attempt = atoi(PQgetvalue(res, i, 4));
+	c->max_attempts = atoi(PQgetvalue(res, i, 5));
+	if (kind == LOTE_COMMAND) {
+		c->event_id = id_or_zero(res, i, 6);
+		c->parent_id = id_or_zero(res, i, 7);
+		c->original_id = id_or_zero(res, i, 8);
+		c->batch_id = id_or_zero(res, i, 9);
+	} else {
+		c->event_id = c->id;
+		c->entity_type = nul_if_null(res, i, 6);
+		c->entity_id = nul_if_null(res, i, 7);
+	}
+}
+
+/* Runs the handler(s) of one row inside its savepoint. */
+static void run_row(struct worker *w, struct row *row)
+{
+	lote_ctx *c = &row->ctx;
+	int rc = 0;
+
+	row->started_us = lote__now_us();
+	if (c->kind == LOTE_COMMAND) {
+		const struct lote__handler *h = lote__engine_command(w->e, c->type);
+		rc = h ? h->fn(c, h->udata)
+		       : lote_ctx_fail(c, "no handler for command type %s", c->type);
+	} else {
+		const struct lote__event_type *et = lote__engine_event(w->e, c->type);
+		if (!et)
+			rc = lote_ctx_fail(c, "no handler for event type %s", c->type);
+		for (int i = 0; et && i < et->nhandlers && rc == 0; i++)
+			rc = et->handlers[i].fn(c, et->handlers[i].udata);
+	}
+	rc = lote__ctx_finish(c, rc, &row->error);
+	row->finished_us = lote__now_us();
+	row->ran = true;
+	row->ok = rc == 0;
+	if (!row->ok)
+		log_debug("%s %lld (%s) attempt %d failed: %s",
+		          c->kind == LOTE_COMMAND ? "command" : "event", (long long)c->id,
+		          c->type, c->attempt, row->error ? row->error : "?");
+}
+
+/* The outcomes as the JSON array the completion statement reads. */
+static char *outcomes_json(struct row *rows, int n)
+{
+	json_t *arr = json_array();
+	char *out;
+
+	for (int i = 0; i < n; i++) {
+		struct row *r = &rows[i];
+		if (!r->ran && !r->release)
+			continue;
+		json_array_append_new(arr, json_pack("{sI sI sb sb ss? sI sI}",
+			"id", (json_int_t)r->ctx.id, "attempt", (json_int_t)r->ctx.attempt,
+			"ok", r->ok, "release", r->release, "error", r->error,
+			"started", (json_int_t)r->started_us, "finished", (json_int_t)r->finished_us));
+	}
+	out = json_dumps(arr, JSON_COMPACT);
+	json_decref(arr);
+	return out;
+}
+
+/* Runs the completion statement; *ret_count gets the rows it updated. */
+static int complete(struct worker *w, lote_kind kind, struct row *rows, int n,
+                    int *ret_count, lote_error *err)
+{
+	char *json = outcomes_json(rows, n);
+	const char *params[2] = { json, w->id_text };
+	PGresult *res;
+	int rc = 0;
+
+	if (!json)
+		return lote__fail(err, LOTE_ENOMEM, "out of memory");
+	res = PQexecPrepared(w->conn, kind == LOTE_COMMAND ? "complete_c" : "complete_e",
+	                     2, params, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK)
+		rc = lote__fail_pg(err, w->conn, res, "completion");
+	else
+		*ret_count = atoi(PQcmdTuples(res));
+	PQclear(res);
+	free(json);
+	return rc;
+}
+
+static const char *table_of(lote_kind kind)
+{
+	return kind == LOTE_COMMAND ? "lote.commands" : "lote.events";
+}
+
+/* Fallback: each row in its own transaction, its row locked and checked
+ * first so a row that is no longer ours is skipped. */
+static int run_alone(struct worker *w, lote_kind kind, struct row *rows, int n)
+{
+	int released = 0;
+
+	for (int i = 0; i < n; i++) {
+		struct row *r = &rows[i];
+		char *v = NULL, id[24], attempt[16];
+		const char *params[3] = { id, attempt, w->id_text };
+		char sql[256];
+		lote_error err = { 0 };
+		int count = 0;
+
+		if (r->release) {
+			released++;
+			continue;
+		}
+		free(r->error);
+		r->error = NULL;
+		r->ran = false;
+		snprintf(id, sizeof(id), "%lld", (long long)r->ctx.id);
+		snprintf(attempt, sizeof(attempt), "%d", r->ctx.attempt);
+		snprintf(sql, sizeof(sql),
+			"SELECT 1 FROM %s WHERE id = $1 AND attempt = $2 AND worker_id = $3"
+			" AND status = 'processing' FOR UPDATE", table_of(kind));
+		if (lote__db_exec(w->conn, "BEGIN", &err) < 0 ||
+		    lote__db_value(w->conn, sql, 3, params, &v, &err) < 0)
+			goto fail;
+		if (!v) {
+			log_warn("%s %s is no longer ours (lease lost): skipped",
+			         kind == LOTE_COMMAND ? "command" : "event", id);
+			lote__db_try(w->conn, "ROLLBACK");
+			continue;
+		}
+		free(v);
+		w->tx.open = true;
+		w->tx.broken = false;
+		lote__ctx_done(&r->ctx);
+		run_row(w, r);
+		if (w->tx.broken || !w->tx.open) {
+			/* Nothing of this row can commit atomically now. */
+			lote__db_try(w->conn, "ROLLBACK");
+			w->tx.open = false;
+			if (PQstatus(w->conn) != CONNECTION_OK)
+				return LOTE_ECONN;
+			if (lote__db_exec(w->conn, "BEGIN", &err) < 0)
+				goto fail;
+		}
+		if (complete(w, kind, r, 1, &count, &err) < 0 ||
+		    lote__db_exec(w->conn, "COMMIT", &err) < 0)
+			goto fail;
+		w->tx.open = false;
+		continue;
+fail:
+		log_error("%s %s: %s", kind == LOTE_COMMAND ? "command" : "event", id, err.message);
+		lote__db_try(w->conn, "ROLLBACK");
+		w->tx.open = false;
+		if (PQstatus(w->conn) != CONNECTION_OK)
+			return LOTE_ECONN;
+	}
+	if (released > 0) {
+		/* Rows given back on shutdown: only they are in the outcomes now. */
+		lote_error err = { 0 };
+		int count = 0;
+		for (int i = 0; i < n; i++)
+			rows[i].ran = false;
+		if (complete(w, kind, rows, n, &count, &err) < 0)
+			log_error("cannot give back %d unstarted rows: %s", released, err.message);
+	}
+	return 0;
+}
+
+/* Writes "BEGIN; SELECT … FOR UPDATE" for the group into w->begin. */
+static void build_begin(struct worker *w, lote_kind kind, struct row *rows, int n)
+{
+	size_t off = snprintf(w->begin, sizeof(w->begin),
+		"BEGIN; SELECT 1 FROM %s WHERE worker_id = %s AND id = ANY ('{",
+		table_of(kind), w->id_text);
+	for (int i = 0; i < n && off < sizeof(w->begin) - 64; i++)
+		off += snprintf(w->begin + off, sizeof(w->begin) - off, "%s%lld",
+		                i ? "," : "", (long long)rows[i].ctx.id);
+	snprintf(w->begin + off, sizeof(w->begin) - off, "}'::bigint[]) FOR UPDATE;");
+}
+
+/* Claims and runs one group; returns how many rows it claimed, or < 0 when
+ * the connection is unusable. */
+static int run_group(struct worker *w, lote_kind kind)
+{
+	char limit[16], lease[24];
+	const char *params[5];
+	PGresult *res;
+	struct row *rows;
+	int n, count = 0, rc = 0;
+	lote_error err = { 0 };
+	bool redo = false;
+
+	snprintf(limit, sizeof(limit), "%d", w->e->opts.batch);
+	snprintf(lease, sizeof(lease), "%lld", (long long)w->e->opts.lease_ms);
+	params[0] = kind == LOTE_COMMAND ? w->command_types : w->event_types;
+	params[1] = limit;
+	params[2] = lease;
+	params[3] = w->id_text;
+	params[4] = w->queues;
+	res = PQexecPrepared(w->conn, kind == LOTE_COMMAND ? "claim_c" : "claim_e",
+	                     kind == LOTE_COMMAND && w->queues ? 5 : 4, params, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		log_error("claim failed: %s", PQresultErrorMessage(res));
+		PQclear(res);
+		return PQstatus(w->conn) == CONNECTION_OK ? 0 : LOTE_ECONN;
+	}
+	n = PQntuples(res);
+	if (n == 0) {
+		PQclear(res);
+		return 0;
+	}
+	rows = calloc(n, sizeof(*rows));
+	if (!rows) {
+		PQclear(res);
+		return LOTE_ENOMEM;
+	}
+	w->tx.open = false;
+	w->tx.broken = false;
+	for (int i = 0; i < n; i++)
+		fill_row(&rows[i], kind, res, i, &w->tx);
+
+	if (!w->e->opts.shared_tx) {
+		rc = run_alone(w, kind, rows, n);
+		goto out;
+	}
+	build_begin(w, kind, rows, n);
+	for (int i = 0; i < n; i++) {
+		/* On shutdown, rows not started yet go back untouched. */
+		if (w->e->stop || w->tx.broken) {
+			rows[i].release = true;
+			continue;
+		}
+		run_row(w, &rows[i]);
+	}
+	if (w->tx.broken) {
+		lote__db_try(w->conn, "ROLLBACK");
+		w->tx.open = false;
+		redo = true;
+	} else if (complete(w, kind, rows, n, &count, &err) < 0) {
+		log_warn("group completion failed, running its rows one by one: %s", err.message);
+		redo = true;
+	} else if (count != n) {
+		log_warn("%d of %d rows were no longer ours; running the group's rows one by one",
+		         n - count, n);
+		redo = true;
+	} else if (w->tx.open && lote__db_exec(w->conn, "COMMIT", &err) < 0) {
+		log_warn("group commit failed, running its rows one by one: %s", err.message);
+		redo = true;
+		w->tx.open = false;
+	}
+	if (redo) {
+		if (w->tx.open || PQtransactionStatus(w->conn) != PQTRANS_IDLE)
+			lote__db_try(w->conn, "ROLLBACK");
+		w->tx.open = false;
+		if (PQstatus(w->conn) != CONNECTION_OK) {
+			rc = LOTE_ECONN;
+			goto out;
+		}
+		rc = run_alone(w, kind, rows, n);
+	}
+	w->tx.open = false;
+out:
+	for (int i = 0; i < n; i++) {
+		lote__ctx_done(&rows[i].ctx);
+		free(rows[i].error);
+	}
+	free(rows);
+	PQclear(res);
+	return rc < 0 ? rc : n;
+}
+
+/* Sleeps until a NOTIFY, the next delayed row is due, or the poll interval
+ * passes, whichever comes first. */
+static void wait_for_work(struct worker *w)
+{
+	int64_t timeout = w->e->opts.poll_ms;
+	const char *params[3] = { w->command_types, w->event_types, w->queues };
+	PGresult *res;
+	PGnotify *note;
+	bool woken = false;
+	struct pollfd pfd;
+
+	res = PQexecPrepared(w->conn, "next_due", w->queues ? 3 : 2, params, NULL, NULL, 0);
+	if (PQresultStatus(res) == PGRES_TUPLES_OK && !PQgetisnull(res, 0, 0)) {
+		int64_t due = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+		if (due < timeout)
+			timeout = due < 0 ? 0 : due;
+	}
+	PQclear(res);
+	/* A notification read along with that result must not be slept on. */
+	while ((note = PQnotifies(w->conn)) != NULL) {
+		woken = true;
+		PQfreemem(note);
+	}
+	if (woken || timeout == 0 || w->e->stop)
+		return;
+	pfd.fd = PQsocket(w->conn);
+	pfd.events = POLLIN;
+	if (poll(&pfd, 1, (int)timeout) > 0)
+		PQconsumeInput(w->conn);
+	while ((note = PQnotifies(w->conn)) != NULL)
+		PQfreemem(note);
+}
+
+static int setup(struct worker *w, lote_error *err)
+{
+	lote_engine *e = w->e;
+	const char **types;
+	char app[128];
+	int rc, n = e->ncommands > e->nevents ? e->ncommands : e->nevents;
+
+	snprintf(app, sizeof(app), "%s worker %d", e->name, w->index);
+	rc = lote__db_connect(e->conninfo, app, &w->conn, err);
+	if (rc < 0)
+		return rc;
+	types = calloc(n + 1, sizeof(*types));
+	if (!types)
+		return lote__fail(err, LOTE_ENOMEM, "out of memory");
+	for (int i = 0; i < e->ncommands; i++)
+		types[i] = e->commands[i].type;
+	w->command_types = text_array(types, e->ncommands);
+	for (int i = 0; i < e->nevents; i++)
+		types[i] = e->events[i].type;
+	w->event_types = text_array(types, e->nevents);
+	free(types);
+	w->queues = queue_array(e->queues);
+	if (!w->command_types || !w->event_types || (e->queues && *e->queues && !w->queues))
+		return lote__fail(err, LOTE_ENOMEM, "out of memory");
+	w->tx.conn = w->conn;
+	w->tx.begin = w->begin;
+	if ((rc = prepare_all(w, err)) < 0 || (rc = register_worker(w, err)) < 0)
+		return rc;
+	if (e->opts.listen && (rc = lote__db_exec(w->conn, "LISTEN lote_wakeup", err)) < 0)
+		return rc;
+	return 0;
+}
+
+int lote__worker_main(lote_engine *e, int index)
+{
+	struct worker w = { .e = e, .index = index };
+	lote_error err = { 0 };
+	int status = 0;
+
+	if (setup(&w, &err) < 0) {
+		log_error("cannot start: %s", err.message);
+		status = 1;
+		goto out;
+	}
+	log_debug("ready (worker id %s)", w.id_text);
+	while (!e->stop) {
+		int got = 0, rc;
+
+		if (e->nevents > 0) {
+			rc = run_group(&w, LOTE_EVENT);
+			if (rc < 0)
+				break;
+			got += rc;
+		}
+		if (e->ncommands > 0 && !e->stop) {
+			rc = run_group(&w, LOTE_COMMAND);
+			if (rc < 0)
+				break;
+			got += rc;
+		}
+		heartbeat(&w);
+		if (PQstatus(w.conn) != CONNECTION_OK)
+			break;
+		if (got == 0)
+			wait_for_work(&w);
+	}
+	if (!e->stop) {
+		log_error("database connection lost: %s", PQerrorMessage(w.conn));
+		status = 1;
+	} else if (w.id) {
+		const char *params[1] = { w.id_text };
+		PQclear(PQexecParams(w.conn, "DELETE FROM lote.workers WHERE id = $1",
+		                     1, NULL, params, NULL, NULL, 0));
+	}
+out:
+	PQfinish(w.conn);
+	free(w.command_types);
+	free(w.event_types);
+	free(w.queues);
+	return status;
+}

@@ -1,0 +1,435 @@
+/* Integration tests of the engine with C handlers, against the real
+ * PostgreSQL of tests/run.sh. Each test runs the engine (supervisor +
+ * forked workers) in a child process, writes work with the SQL API, and
+ * asserts on the rows. Handlers record every run in the table `runs`, so
+ * double processing and lost work show up as counts. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "testlib.h"
+
+static char *db; /* conninfo of the current test's database */
+
+/* ---- handlers ------------------------------------------------------- */
+
+static int exec_sql(lote_ctx *ctx, const char *sql, int n, const char *const *params)
+{
+	PGconn *c = lote_ctx_conn(ctx);
+	PGresult *res;
+	int ok;
+	if (!c)
+		return LOTE_EDB;
+	res = PQexecParams(c, sql, n, NULL, params, NULL, NULL, 0);
+	ok = PQresultStatus(res) == PGRES_COMMAND_OK || PQresultStatus(res) == PGRES_TUPLES_OK;
+	PQclear(res);
+	return ok ? 0 : lote_ctx_fail(ctx, "sql failed: %s", PQerrorMessage(c));
+}
+
+/* Records its run: kind, id, attempt, and the worker's pid. */
+static int h_record(lote_ctx *ctx, void *udata)
+{
+	char id[24], attempt[16], pid[16];
+	const char *p[4] = { lote_ctx_kind(ctx) == LOTE_COMMAND ? "command" : "event", id, attempt, pid };
+	(void)udata;
+	snprintf(id, sizeof(id), "%lld", (long long)lote_ctx_id(ctx));
+	snprintf(attempt, sizeof(attempt), "%d", lote_ctx_attempt(ctx));
+	snprintf(pid, sizeof(pid), "%d", (int)getpid());
+	return exec_sql(ctx, "INSERT INTO runs (kind, id, attempt, pid) VALUES ($1, $2, $3, $4)", 4, p);
+}
+
+/* Writes, then fails: its write must not survive. */
+static int h_write_then_fail(lote_ctx *ctx, void *udata)
+{
+	int rc = h_record(ctx, udata);
+	if (rc < 0)
+		return rc;
+	return lote_ctx_fail(ctx, "boom on attempt %d", lote_ctx_attempt(ctx));
+}
+
+/* Runs broken SQL but claims success: the failed SQL must win. */
+static int h_sql_error(lote_ctx *ctx, void *udata)
+{
+	PGconn *c = lote_ctx_conn(ctx);
+	(void)udata;
+	PQclear(PQexec(c, "INSERT INTO runs (kind, id) VALUES ('x', 1)"));
+	PQclear(PQexec(c, "SELECT * FROM no_such_table"));
+	return 0;
+}
+
+/* A chain: step n enqueues step n+1 until 10, each recording its run. */
+static int h_chain(lote_ctx *ctx, void *udata)
+{
+	json_t *n = json_object_get(lote_ctx_data(ctx), "n");
+	int step = (int)json_integer_value(n);
+	int rc = h_record(ctx, udata);
+	if (rc < 0)
+		return rc;
+	if (step < 10) {
+		json_t *data = json_pack("{si}", "n", step + 1);
+		lote_error err = { 0 };
+		rc = lote_ctx_enqueue(ctx, "Chain", data, NULL, NULL, &err);
+		json_decref(data);
+		if (rc < 0)
+			return lote_ctx_fail(ctx, "enqueue: %s", err.message);
+	}
+	return 0;
+}
+
+/* Event handlers: each enqueues one Record command. */
+static int h_fan(lote_ctx *ctx, void *udata)
+{
+	lote_error err = { 0 };
+	json_t *data = json_pack("{ss}", "from", (const char *)udata);
+	int rc = lote_ctx_enqueue(ctx, "Record", data, NULL, NULL, &err);
+	json_decref(data);
+	return rc < 0 ? lote_ctx_fail(ctx, "%s", err.message) : 0;
+}
+
+static int h_fail(lote_ctx *ctx, void *udata)
+{
+	(void)udata;
+	return lote_ctx_fail(ctx, "second handler refuses");
+}
+
+/* Sleeps a while, then records: to have work in flight at SIGTERM. */
+static int h_slow(lote_ctx *ctx, void *udata)
+{
+	usleep(300 * 1000);
+	return h_record(ctx, udata);
+}
+
+static int h_crash(lote_ctx *ctx, void *udata)
+{
+	(void)ctx;
+	(void)udata;
+	abort();
+}
+
+/* ---- running an engine in a child process -------------------------- */
+
+struct engine_cfg {
+	int workers;
+	int batch;
+	int64_t poll_ms;
+	bool no_listen;
+	bool no_shared_tx;
+};
+
+static pid_t start_engine(const struct engine_cfg *cfg)
+{
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		lote_engine_options o;
+		lote_engine *e = NULL;
+		lote_error err = { 0 };
+		lote_engine_options_init(&o);
+		o.conninfo = db;
+		o.workers = cfg && cfg->workers ? cfg->workers : 2;
+		o.batch = cfg && cfg->batch ? cfg->batch : 100;
+		o.poll_ms = cfg && cfg->poll_ms ? cfg->poll_ms : 1000;
+		o.grace_ms = 10000;
+		o.listen = !(cfg && cfg->no_listen);
+		o.shared_tx = !(cfg && cfg->no_shared_tx);
+		if (lote_engine_new(&o, &e, &err) < 0 ||
+		    lote_engine_on_command(e, "Record", h_record, NULL, NULL, &err) < 0 ||
+		    lote_engine_on_command(e, "WriteThenFail", h_write_then_fail, NULL, NULL, &err) < 0 ||
+		    lote_engine_on_command(e, "SqlError", h_sql_error, NULL, NULL, &err) < 0 ||
+		    lote_engine_on_command(e, "Chain", h_chain, NULL, NULL, &err) < 0 ||
+		    lote_engine_on_command(e, "Slow", h_slow, NULL, NULL, &err) < 0 ||
+		    lote_engine_on_command(e, "Crash", h_crash, NULL, NULL, &err) < 0 ||
+		    lote_engine_on_event(e, "Created", h_fan, "first", NULL, &err) < 0 ||
+		    lote_engine_on_event(e, "Created", h_fan, "second", NULL, &err) < 0 ||
+		    lote_engine_on_event(e, "Broken", h_fan, "first", NULL, &err) < 0 ||
+		    lote_engine_on_event(e, "Broken", h_fail, NULL, NULL, &err) < 0 ||
+		    lote_engine_run(e, &err) < 0) {
+			fprintf(stderr, "engine: %s\n", err.message);
+			_exit(1);
+		}
+		lote_engine_free(e);
+		_exit(0);
+	}
+	return pid;
+}
+
+static PGconn *fresh(const char *name)
+{
+	PGconn *c;
+	free(db);
+	db = tl_fresh_db(name, true);
+	c = tl_connect(db);
+	tl_exec(c, "CREATE TABLE runs (kind text, id bigint, attempt int, pid int,"
+	           " at timestamptz DEFAULT clock_timestamp())");
+	return c;
+}
+
+/* ---- tests ---------------------------------------------------------- */
+
+static void command_runs_and_succeeds(void **state)
+{
+	PGconn *c = fresh("engine_basic");
+	pid_t e = start_engine(NULL);
+	(void)state;
+	long long id = tl_int(c, "SELECT lote.enqueue('Record', '{\"a\":1}')");
+	assert_true(tl_wait(c, 10000, "SELECT status = 'success' FROM lote.commands WHERE id = %lld", id));
+	assert_int_equal(tl_int(c, "SELECT count(*) FROM runs WHERE id = %lld", id), 1);
+	assert_int_equal(tl_int(c, "SELECT attempt FROM lote.commands WHERE id = %lld", id), 1);
+	assert_true(tl_int(c, "SELECT (started_at IS NOT NULL AND finished_at >= started_at"
+	                      " AND duration IS NOT NULL AND error IS NULL"
+	                      " AND lease_until IS NULL)::int FROM lote.commands WHERE id = %lld", id));
+	assert_int_equal(tl_stop(e, SIGTERM, 15000), 0);
+	PQfinish(c);
+}
+
+static void failing_handler_leaves_no_writes(void **state)
+{
+	PGconn *c = fresh("engine_fail");
+	pid_t e = start_engine(NULL);
+	(void)state;
+	/* Ten good rows around one bad one share a transaction: only the bad
+	 * row's write goes. */
+	tl_exec(c, "SELECT lote.enqueue('Record') FROM generate_series(1, 5)");
+	long long bad = tl_int(c, "SELECT lote.enqueue('WriteThenFail', '{}', NULL, '{\"max_attempts\":1}')");
+	tl_exec(c, "SELECT lote.enqueue('Record') FROM generate_series(1, 5)");
+	assert_true(tl_wait(c, 10000, "SELECT count(*) = 11 FROM lote.commands WHERE status IN ('success', 'error')"));
+	assert_string_equal(tl_value(c, "SELECT status FROM lote.commands WHERE id = %lld", bad), "error");
+	assert_string_equal(tl_value(c, "SELECT error FROM lote.commands WHERE id = %lld", bad), "boom on attempt 1");
+	assert_int_equal(tl_int(c, "SELECT count(*) FROM runs WHERE id = %lld", bad), 0);
+	assert_int_equal(tl_int(c, "SELECT count(*) FROM runs"), 10);
+	assert_int_equal(tl_int(c, "SELECT count(*) FROM lote.commands WHERE status = 'success'"), 10);
+	assert_int_equal(tl_stop(e, SIGTERM, 15000), 0);
+	PQfinish(c);
+}
+
+static void failed_sql_wins_over_claimed_success(void **state)
+{
+	PGconn *c = fresh("engine_sqlerr");
+	pid_t e = start_engine(NULL);
+	(void)state;
+	long long id = tl_int(c, "SELECT lote.enqueue('SqlError', '{}', NULL, '{\"max_attempts\":1}')");
+	long long ok = tl_int(c, "SELECT lote.enqueue('Record')");
+	assert_true(tl_wait(c, 10000, "SELECT status = 'error' FROM lote.commands WHERE id = %lld", id));
+	char *err = tl_value(c, "SELECT error FROM lote.commands WHERE id = %lld", id);
+	assert_non_null(strstr(err, "no_such_table"));
+	assert_true(tl_wait(c, 10000, "SELECT status = 'success' FROM lote.commands WHERE id = %lld", ok));
+	assert_int_equal(tl_int(c, "SELECT count(*) FROM runs WHERE kind = 'x'"), 0);
+	free(err);
+	assert_int_equal(tl_stop(e, SIGTERM, 15000), 0);
+	PQfinish(c);
+}
+
+static void failure_retries_with_backoff_then_errors(void **state)
+{
+	PGconn *c = fresh("engine_retry");
+	pid_t e = start_engine(NULL);
+	(void)state;
+	long long id = tl_int(c, "SELECT lote.enqueue('WriteThenFail', '{}', NULL, '{\"max_attempts\":2}')");
+	assert_true(tl_wait(c, 5000, "SELECT attempt = 1 AND status = 'pending' AND run_at > now()"
+	                             " FROM lote.commands WHERE id = %lld", id));
+	assert_string_equal(tl_value(c, "SELECT error FROM lote.commands WHERE id = %lld", id), "boom on attempt 1");
+	assert_true(tl_wait(c, 10000, "SELECT status = 'error' FROM lote.commands WHERE id = %lld", id));
+	assert_int_equal(tl_int(c, "SELECT attempt FROM lote.commands WHERE id = %lld", id), 2);
+	assert_string_equal(tl_value(c, "SELECT error FROM lote.commands WHERE id = %lld", id), "boom on attempt 2");
+	assert_int_equal(tl_stop(e, SIGTERM, 15000), 0);
+	PQfinish(c);
+}
+
+static void chain_of_commands_keeps_lineage(void **state)
+{
+	PGconn *c = fresh("engine_chain");
+	pid_t e = start_engine(NULL);
+	(void)state;
+	long long first = tl_int(c, "SELECT lote.enqueue('Chain', '{\"n\":1}', 'aaaaaaaa-0000-0000-0000-000000000001')");
+	assert_true(tl_wait(c, 20000, "SELECT count(*) = 10 FROM lote.commands WHERE type = 'Chain' AND status = 'success'"));
+	/* each step's parent is the previous step, in order */
+	assert_int_equal(tl_int(c,
+		"WITH RECURSIVE s AS (SELECT id, 1 AS depth FROM lote.commands WHERE id = %lld"
+		" UNION ALL SELECT c.id, s.depth + 1 FROM lote.commands c JOIN s ON c.parent_id = s.id)"
+		" SELECT max(depth) FROM s", first), 10);
+	assert_int_equal(tl_int(c, "SELECT count(*) FROM lote.commands c JOIN lote.commands p ON p.id = c.parent_id"
+	                           " WHERE (c.data->>'n')::int = (p.data->>'n')::int + 1"), 9);
+	/* the institution is inherited down the chain */
+	assert_int_equal(tl_int(c, "SELECT count(DISTINCT institution_id) FROM lote.commands"), 1);
+	/* and each step ran after its parent committed */
+	assert_int_equal(tl_int(c, "SELECT count(*) FROM runs r JOIN lote.commands c ON c.id = r.id"
+	                           " JOIN runs rp ON rp.id = c.parent_id WHERE r.at <= rp.at"), 0);
+	assert_int_equal(tl_stop(e, SIGTERM, 15000), 0);
+	PQfinish(c);
+}
+
+static void event_fans_out_atomically(void **state)
+{
+	PGconn *c = fresh("engine_event");
+	pid_t e = start_engine(NULL);
+	(void)state;
+	long long ev = tl_int(c, "SELECT lote.emit('aaaaaaaa-0000-0000-0000-000000000002', 'Thing', '42', 'Created', '{\"x\":1}')");
+	assert_true(tl_wait(c, 10000, "SELECT status = 'success' FROM lote.events WHERE id = %lld", ev));
+	assert_int_equal(tl_int(c, "SELECT count(*) FROM lote.commands WHERE event_id = %lld AND parent_id IS NULL"
+	                           " AND institution_id = 'aaaaaaaa-0000-0000-0000-000000000002'", ev), 2);
+	assert_true(tl_wait(c, 10000, "SELECT count(*) = 2 FROM lote.commands WHERE event_id = %lld AND status = 'success'", ev));
+	/* a failing second handler takes the first one's command with it */
+	long long bad = tl_int(c, "SELECT lote.emit('aaaaaaaa-0000-0000-0000-000000000002', 'Thing', '43', 'Broken')");
+	assert_true(tl_wait(c, 15000, "SELECT status = 'error' FROM lote.events WHERE id = %lld", bad));
+	assert_int_equal(tl_int(c, "SELECT count(*) FROM lote.commands WHERE event_id = %lld", bad), 0);
+	assert_int_equal(tl_int(c, "SELECT attempt FROM lote.events WHERE id = %lld", bad), 3);
+	assert_string_equal(tl_value(c, "SELECT error FROM lote.events WHERE id = %lld", bad), "second handler refuses");
+	assert_int_equal(tl_stop(e, SIGTERM, 15000), 0);
+	PQfinish(c);
+}
+
+static void delayed_command_does_not_run_early(void **state)
+{
+	PGconn *c = fresh("engine_delay");
+	pid_t e = start_engine(NULL);
+	(void)state;
+	long long id = tl_int(c, "SELECT lote.enqueue('Record', '{}', NULL, '{\"delay_ms\":1500}')");
+	long long at = tl_int(c, "SELECT lote.enqueue('Record', '{}', NULL,"
+	                         " jsonb_build_object('run_at', now() + interval '2 seconds'))");
+	usleep(1000 * 1000);
+	assert_int_equal(tl_int(c, "SELECT count(*) FROM runs"), 0);
+	assert_true(tl_wait(c, 5000, "SELECT count(*) = 2 FROM runs"));
+	assert_int_equal(tl_int(c, "SELECT count(*) FROM runs r JOIN lote.commands c ON c.id = r.id"
+	                           " WHERE r.at < c.run_at"), 0);
+	assert_true(tl_int(c, "SELECT (finished_at - created_at >= interval '1500 ms')::int FROM lote.commands WHERE id = %lld", id));
+	assert_true(tl_int(c, "SELECT (finished_at - created_at >= interval '2 s')::int FROM lote.commands WHERE id = %lld", at));
+	assert_int_equal(tl_stop(e, SIGTERM, 15000), 0);
+	PQfinish(c);
+}
+
+static double run_latency_ms(PGconn *c)
+{
+	long long id = tl_int(c, "SELECT lote.enqueue('Record')");
+	assert_true(tl_wait(c, 10000, "SELECT status = 'success' FROM lote.commands WHERE id = %lld", id));
+	char *v = tl_value(c, "SELECT extract(epoch FROM r.at - c.created_at) * 1000 FROM runs r"
+	                      " JOIN lote.commands c ON c.id = r.id WHERE r.id = %lld", id);
+	double ms = atof(v);
+	free(v);
+	return ms;
+}
+
+static void notify_wakes_workers(void **state)
+{
+	/* With a 60 s poll, only NOTIFY can make work start quickly. */
+	struct engine_cfg cfg = { .poll_ms = 60000 };
+	PGconn *c = fresh("engine_notify");
+	pid_t e = start_engine(&cfg);
+	(void)state;
+	usleep(500 * 1000); /* workers are listening */
+	for (int i = 0; i < 3; i++)
+		assert_true(run_latency_ms(c) < 5000);
+	assert_int_equal(tl_stop(e, SIGTERM, 15000), 0);
+	PQfinish(c);
+}
+
+static void polling_finds_work_without_notify(void **state)
+{
+	struct engine_cfg cfg = { .poll_ms = 300, .no_listen = true };
+	PGconn *c = fresh("engine_poll");
+	pid_t e = start_engine(&cfg);
+	(void)state;
+	usleep(500 * 1000);
+	for (int i = 0; i < 3; i++)
+		assert_true(run_latency_ms(c) < 5000);
+	assert_int_equal(tl_stop(e, SIGTERM, 15000), 0);
+	PQfinish(c);
+}
+
+static void two_daemons_never_double_process(void **state)
+{
+	struct engine_cfg cfg = { .workers = 4, .batch = 50 };
+	PGconn *c = fresh("engine_double");
+	(void)state;
+	tl_exec(c, "SELECT lote.enqueue('Record', jsonb_build_object('i', i)) FROM generate_series(1, 5000) i");
+	pid_t a = start_engine(&cfg), b = start_engine(&cfg);
+	tl_exec(c, "SELECT lote.enqueue('Record', jsonb_build_object('i', i)) FROM generate_series(5001, 10000) i");
+	assert_true(tl_wait(c, 120000, "SELECT count(*) = 10000 FROM lote.commands WHERE status = 'success'"));
+	assert_int_equal(tl_int(c, "SELECT count(*) FROM runs"), 10000);
+	assert_int_equal(tl_int(c, "SELECT count(DISTINCT id) FROM runs"), 10000);
+	assert_int_equal(tl_int(c, "SELECT count(*) FROM lote.commands WHERE attempt <> 1"), 0);
+	/* both daemons took part */
+	assert_true(tl_int(c, "SELECT count(DISTINCT pid) FROM runs") >= 4);
+	assert_int_equal(tl_stop(a, SIGTERM, 15000), 0);
+	assert_int_equal(tl_stop(b, SIGTERM, 15000), 0);
+	assert_int_equal(tl_int(c, "SELECT count(*) FROM lote.workers"), 0);
+	PQfinish(c);
+}
+
+static void one_transaction_per_row_mode_works(void **state)
+{
+	struct engine_cfg cfg = { .no_shared_tx = true };
+	PGconn *c = fresh("engine_alone");
+	pid_t e = start_engine(&cfg);
+	(void)state;
+	tl_exec(c, "SELECT lote.enqueue('Record') FROM generate_series(1, 20)");
+	long long bad = tl_int(c, "SELECT lote.enqueue('WriteThenFail', '{}', NULL, '{\"max_attempts\":1}')");
+	assert_true(tl_wait(c, 10000, "SELECT count(*) = 21 FROM lote.commands WHERE status IN ('success', 'error')"));
+	assert_int_equal(tl_int(c, "SELECT count(*) FROM runs"), 20);
+	assert_int_equal(tl_int(c, "SELECT count(*) FROM runs WHERE id = %lld", bad), 0);
+	assert_int_equal(tl_stop(e, SIGTERM, 15000), 0);
+	PQfinish(c);
+}
+
+static void graceful_shutdown_finishes_in_flight(void **state)
+{
+	struct engine_cfg cfg = { .workers = 1, .batch = 5 };
+	PGconn *c = fresh("engine_shutdown");
+	pid_t e = start_engine(&cfg);
+	(void)state;
+	tl_exec(c, "SELECT lote.enqueue('Slow') FROM generate_series(1, 20)");
+	assert_true(tl_wait(c, 10000, "SELECT count(*) >= 1 FROM runs"));
+	assert_int_equal(tl_stop(e, SIGTERM, 15000), 0);
+	/* nothing left claimed; what ran is success, the rest is pending and
+	 * untouched (attempt 0) */
+	assert_int_equal(tl_int(c, "SELECT count(*) FROM lote.commands WHERE status = 'processing'"), 0);
+	assert_int_equal(tl_int(c, "SELECT count(*) FROM lote.commands WHERE status = 'success'"),
+	                 tl_int(c, "SELECT count(*) FROM runs"));
+	assert_int_equal(tl_int(c, "SELECT count(*) FROM lote.commands WHERE status = 'pending' AND attempt <> 0"), 0);
+	assert_true(tl_int(c, "SELECT count(*) FROM lote.commands WHERE status = 'pending'") > 0);
+	assert_int_equal(tl_int(c, "SELECT count(*) FROM lote.workers"), 0);
+	PQfinish(c);
+}
+
+static void crashing_handler_fails_only_its_command(void **state)
+{
+	struct engine_cfg cfg = { .workers = 2, .batch = 1 };
+	PGconn *c = fresh("engine_crash");
+	pid_t e = start_engine(&cfg);
+	(void)state;
+	long long crash = tl_int(c, "SELECT lote.enqueue('Crash', '{}', NULL, '{\"max_attempts\":2}')");
+	tl_exec(c, "SELECT lote.enqueue('Record') FROM generate_series(1, 20)");
+	assert_true(tl_wait(c, 20000, "SELECT status = 'error' FROM lote.commands WHERE id = %lld", crash));
+	char *err = tl_value(c, "SELECT error FROM lote.commands WHERE id = %lld", crash);
+	assert_non_null(strstr(err, "worker process died"));
+	free(err);
+	assert_int_equal(tl_int(c, "SELECT attempt FROM lote.commands WHERE id = %lld", crash), 2);
+	assert_true(tl_wait(c, 20000, "SELECT count(*) = 20 FROM lote.commands WHERE type = 'Record' AND status = 'success'"));
+	assert_int_equal(tl_int(c, "SELECT count(DISTINCT id) FROM runs"), 20);
+	/* the supervisor survived and still stops cleanly */
+	assert_int_equal(tl_stop(e, SIGTERM, 15000), 0);
+	PQfinish(c);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(command_runs_and_succeeds),
+		cmocka_unit_test(failing_handler_leaves_no_writes),
+		cmocka_unit_test(failed_sql_wins_over_claimed_success),
+		cmocka_unit_test(failure_retries_with_backoff_then_errors),
+		cmocka_unit_test(chain_of_commands_keeps_lineage),
+		cmocka_unit_test(event_fans_out_atomically),
+		cmocka_unit_test(delayed_command_does_not_run_early),
+		cmocka_unit_test(notify_wakes_workers),
+		cmocka_unit_test(polling_finds_work_without_notify),
+		cmocka_unit_test(two_daemons_never_double_process),
+		cmocka_unit_test(one_transaction_per_row_mode_works),
+		cmocka_unit_test(graceful_shutdown_finishes_in_flight),
+		cmocka_unit_test(crashing_handler_fails_only_its_command),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
