@@ -95,6 +95,9 @@ int lote_schema_version(void);
 typedef struct lote_engine lote_engine;
 typedef struct lote_ctx lote_ctx;
 
+/* What a claimed row is. */
+typedef enum lote_kind { LOTE_COMMAND = 1, LOTE_EVENT = 2 } lote_kind;
+
 /* A handler: returns 0 on success. Return lote_ctx_fail(...) (or any
  * negative code) to fail; the command's writes are then rolled back. */
 typedef int (*lote_handler_fn)(lote_ctx *ctx, void *udata);
@@ -122,6 +125,11 @@ typedef struct lote_engine_options {
 	bool shared_tx;         /* run a claimed group in one transaction with
 	                           a savepoint per row (default true) */
 	const char *name;       /* application_name prefix, default "lote" */
+	/* Called in the worker process each time the outcomes of n rows have
+	 * committed (successes and failures alike); for metrics and
+	 * benchmarks. Runs on the worker's hot path: keep it cheap. */
+	void (*on_committed)(lote_kind kind, int n, void *udata);
+	void *on_committed_udata;
 } lote_engine_options;
 
 void lote_engine_options_init(lote_engine_options *opts);
@@ -161,8 +169,6 @@ void lote_engine_stop(lote_engine *engine);
 /* ---------------------------------------------------------------------
  * Inside a handler. ctx is borrowed and valid only during the call.
  */
-
-typedef enum lote_kind { LOTE_COMMAND = 1, LOTE_EVENT = 2 } lote_kind;
 
 lote_kind lote_ctx_kind(const lote_ctx *ctx);
 int64_t lote_ctx_id(const lote_ctx *ctx);

@@ -334,6 +334,12 @@ static const char *table_of(lote_kind kind)
 	return kind == LOTE_COMMAND ? "lote.commands" : "lote.events";
 }
 
+static void committed(struct worker *w, lote_kind kind, int n)
+{
+	if (n > 0 && w->e->opts.on_committed)
+		w->e->opts.on_committed(kind, n, w->e->opts.on_committed_udata);
+}
+
 /* Fallback: each row in its own transaction, its row locked and checked
  * first so a row that is no longer ours is skipped. */
 static int run_alone(struct worker *w, lote_kind kind, struct row *rows, int n)
@@ -387,6 +393,7 @@ static int run_alone(struct worker *w, lote_kind kind, struct row *rows, int n)
 		    lote__db_exec(w->conn, "COMMIT", &err) < 0)
 			goto fail;
 		w->tx.open = false;
+		committed(w, kind, count);
 		continue;
 fail:
 		log_error("%s %s: %s", kind == LOTE_COMMAND ? "command" : "event", id, err.message);
@@ -488,6 +495,12 @@ static int run_group(struct worker *w, lote_kind kind)
 		log_warn("group commit failed, running its rows one by one: %s", err.message);
 		redo = true;
 		w->tx.open = false;
+	}
+	if (!redo) {
+		int ran = 0;
+		for (int i = 0; i < n; i++)
+			ran += rows[i].ran;
+		committed(w, kind, ran);
 	}
 	if (redo) {
 		if (w->tx.open || PQtransactionStatus(w->conn) != PQTRANS_IDLE)
