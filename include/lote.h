@@ -88,6 +88,15 @@ LOTE_MUSTCHECK int lote_migrate(PGconn *conn, int *ret_applied,
 /* The newest schema version this build knows. */
 int lote_schema_version(void);
 
+/* Reads the database's schema version into *ret_version (0: never
+ * migrated). */
+LOTE_MUSTCHECK int lote_schema_current(PGconn *conn, int *ret_version,
+                                       lote_error *err);
+
+/* Fails with LOTE_ESCHEMA and a message saying what to do unless the
+ * database's schema is exactly this build's version. */
+LOTE_MUSTCHECK int lote_schema_check(PGconn *conn, lote_error *err);
+
 /* ---------------------------------------------------------------------
  * Engine: handler registry + supervisor + workers.
  */

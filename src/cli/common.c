@@ -67,36 +67,18 @@ PGconn *cli_connect(const char *cmd, char **ret_conninfo)
 PGconn *cli_connect_ready(const char *cmd, char **ret_conninfo)
 {
 	lote_error err = { 0 };
-	char *v = NULL;
 	PGconn *conn = cli_connect(cmd, ret_conninfo);
 
 	if (!conn)
 		return NULL;
-	if (lote__db_value(conn,
-	        "SELECT CASE WHEN to_regclass('lote.migrations') IS NULL THEN 0 "
-	        "ELSE (SELECT coalesce(max(version), 0) FROM lote.migrations) END",
-	        0, NULL, &v, &err) < 0) {
+	if (lote_schema_check(conn, &err) < 0) {
 		cli_error(cmd, "%s", err.message);
-		goto fail;
+		PQfinish(conn);
+		if (ret_conninfo) {
+			free(*ret_conninfo);
+			*ret_conninfo = NULL;
+		}
+		return NULL;
 	}
-	if (atoi(v) < lote_schema_version()) {
-		cli_error(cmd, "the database schema is at version %s, this lote needs %d: run `lote migrate` first",
-		          v, lote_schema_version());
-		goto fail;
-	}
-	if (atoi(v) > lote_schema_version()) {
-		cli_error(cmd, "the database schema is at version %s, newer than this lote knows (%d): upgrade lote",
-		          v, lote_schema_version());
-		goto fail;
-	}
-	free(v);
 	return conn;
-fail:
-	free(v);
-	PQfinish(conn);
-	if (ret_conninfo) {
-		free(*ret_conninfo);
-		*ret_conninfo = NULL;
-	}
-	return NULL;
 }

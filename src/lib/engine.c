@@ -405,26 +405,6 @@ static void signal_all(struct supervisor *s, int sig)
 			kill(s->slots[i].pid, sig);
 }
 
-static int check_schema(PGconn *conn, lote_error *err)
-{
-	char *v = NULL;
-	int rc = lote__db_value(conn,
-		"SELECT CASE WHEN to_regclass('lote.migrations') IS NULL THEN 0"
-		" ELSE (SELECT coalesce(max(version), 0) FROM lote.migrations) END",
-		0, NULL, &v, err);
-	if (rc < 0)
-		return rc;
-	int version = v ? atoi(v) : 0;
-	free(v);
-	if (version != lote_schema_version())
-		return lote__fail(err, LOTE_ESCHEMA,
-		                  version < lote_schema_version()
-		                  ? "the database schema is at version %d, this lote needs %d: run `lote migrate`"
-		                  : "the database schema is at version %d, newer than this lote knows (%d): upgrade lote",
-		                  version, lote_schema_version());
-	return 0;
-}
-
 int lote_engine_run(lote_engine *e, lote_error *err)
 {
 	struct supervisor s = { .e = e };
@@ -443,7 +423,7 @@ int lote_engine_run(lote_engine *e, lote_error *err)
 	rc = lote__db_connect(e->conninfo, app, &s.conn, err);
 	if (rc < 0)
 		return rc;
-	rc = check_schema(s.conn, err);
+	rc = lote_schema_check(s.conn, err);
 	if (rc < 0)
 		goto out;
 	gethostname(s.host, sizeof(s.host) - 1);

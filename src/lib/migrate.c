@@ -19,15 +19,44 @@ int lote_schema_version(void)
 	return lote__migrations_count;
 }
 
-static int current_version(PGconn *conn, int *ret_version, lote_error *err)
+int lote_schema_current(PGconn *conn, int *ret_version, lote_error *err)
 {
 	char *v = NULL;
-	int rc = lote__db_value(conn,
-		"SELECT coalesce(max(version), 0) FROM lote.migrations", 0, NULL, &v, err);
+	int rc = lote__db_value(conn, "SELECT to_regclass('lote.migrations') IS NOT NULL",
+	                        0, NULL, &v, err);
+	if (rc < 0)
+		return rc;
+	if (!v || strcmp(v, "t") != 0) {
+		free(v);
+		*ret_version = 0;
+		return 0;
+	}
+	free(v);
+	v = NULL;
+	rc = lote__db_value(conn, "SELECT coalesce(max(version), 0) FROM lote.migrations",
+	                    0, NULL, &v, err);
 	if (rc < 0)
 		return rc;
 	*ret_version = v ? atoi(v) : 0;
 	free(v);
+	return 0;
+}
+
+int lote_schema_check(PGconn *conn, lote_error *err)
+{
+	int version = 0;
+	int rc = lote_schema_current(conn, &version, err);
+
+	if (rc < 0)
+		return rc;
+	if (version < lote__migrations_count)
+		return lote__fail(err, LOTE_ESCHEMA,
+		                  "the database schema is at version %d, this lote needs %d: run `lote migrate` first",
+		                  version, lote__migrations_count);
+	if (version > lote__migrations_count)
+		return lote__fail(err, LOTE_ESCHEMA,
+		                  "the database schema is at version %d, newer than this lote knows (%d): upgrade lote",
+		                  version, lote__migrations_count);
 	return 0;
 }
 
@@ -51,7 +80,7 @@ int lote_migrate(PGconn *conn, int *ret_applied, lote_error *err)
 		"RESET client_min_messages", err);
 	if (rc < 0)
 		goto out;
-	rc = current_version(conn, &version, err);
+	rc = lote_schema_current(conn, &version, err);
 	if (rc < 0)
 		goto out;
 	if (version > lote__migrations_count) {
