@@ -1,0 +1,213 @@
+/* The SQL API from a client's point of view: lote.emit and lote.enqueue
+ * inside the application's transactions, their validation, and the
+ * wake-up notifications. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "testlib.h"
+
+static char *db;
+static PGconn *c;
+
+static int setup(void **state)
+{
+	(void)state;
+	if (!db)
+		db = tl_fresh_db("sqlapi", true);
+	c = tl_connect(db);
+	tl_exec(c, "TRUNCATE lote.events, lote.commands");
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	PQfinish(c);
+	return 0;
+}
+
+/* Asserts that sql fails with a message containing want and leaves no row. */
+static void rejected(const char *sql, const char *want)
+{
+	long long before = tl_int(c, "SELECT (SELECT count(*) FROM lote.commands) + (SELECT count(*) FROM lote.events)");
+	char *e = tl_try(c, "%s", sql);
+	if (!e)
+		fail_msg("accepted: %s", sql);
+	if (!strstr(e, want))
+		fail_msg("%s\n  said: %s\n  wanted: %s", sql, e, want);
+	free(e);
+	assert_int_equal(tl_int(c, "SELECT (SELECT count(*) FROM lote.commands) + (SELECT count(*) FROM lote.events)"), before);
+}
+
+static void emit_records_an_event(void **state)
+{
+	(void)state;
+	long long id = tl_int(c, "SELECT lote.emit('aaaaaaaa-0000-0000-0000-000000000001', 'ClassActivity', '42',"
+	                         " 'ClassActivityCreated', '{\"title\":\"t\"}')");
+	assert_true(id > 0);
+	assert_string_equal(tl_value(c, "SELECT concat_ws('|', institution_id, entity_type, entity_id, type, data::text, status, attempt)"
+	                                " FROM lote.events WHERE id = %lld", id),
+	                    "aaaaaaaa-0000-0000-0000-000000000001|ClassActivity|42|ClassActivityCreated|{\"title\": \"t\"}|pending|0");
+	/* data defaults to {} */
+	id = tl_int(c, "SELECT lote.emit('00000000-0000-0000-0000-000000000000', 'System', '1', 'Tick')");
+	assert_string_equal(tl_value(c, "SELECT data::text FROM lote.events WHERE id = %lld", id), "{}");
+}
+
+static void enqueue_applies_defaults_and_options(void **state)
+{
+	(void)state;
+	long long id = tl_int(c, "SELECT lote.enqueue('SendEmail')");
+	assert_string_equal(tl_value(c, "SELECT concat_ws('|', institution_id, data::text, status, queue, priority, attempt, max_attempts,"
+	                                " run_at <= now(), event_id IS NULL AND parent_id IS NULL AND original_id IS NULL AND batch_id IS NULL)"
+	                                " FROM lote.commands WHERE id = %lld", id),
+	                    "00000000-0000-0000-0000-000000000000|{}|pending|default|0|0|3|t|t");
+	id = tl_int(c, "SELECT lote.enqueue('SendEmail', '{\"to\":\"a@b\"}', 'aaaaaaaa-0000-0000-0000-000000000001',"
+	               " '{\"queue\":\"mail\",\"priority\":-5,\"max_attempts\":7,\"delay_ms\":60000}')");
+	assert_string_equal(tl_value(c, "SELECT concat_ws('|', institution_id, queue, priority, max_attempts,"
+	                                " run_at BETWEEN now() + interval '59 s' AND now() + interval '61 s')"
+	                                " FROM lote.commands WHERE id = %lld", id),
+	                    "aaaaaaaa-0000-0000-0000-000000000001|mail|-5|7|t");
+	id = tl_int(c, "SELECT lote.enqueue('SendEmail', '{}', NULL, '{\"run_at\":\"2030-01-02T03:04:05Z\"}')");
+	assert_string_equal(tl_value(c, "SELECT run_at AT TIME ZONE 'UTC' FROM lote.commands WHERE id = %lld", id),
+	                    "2030-01-02 03:04:05");
+}
+
+static void invalid_input_is_rejected_clearly(void **state)
+{
+	(void)state;
+	rejected("SELECT lote.enqueue('T', '[1,2]')", "data must be a JSON object, got array");
+	rejected("SELECT lote.enqueue('T', '\"x\"')", "data must be a JSON object, got string");
+	rejected("SELECT lote.enqueue('T', NULL)", "data must be a JSON object, got NULL");
+	rejected("SELECT lote.enqueue('T', '{bad')", "invalid input syntax for type json");
+	rejected("SELECT lote.enqueue('T', '{}', NULL, '{\"retries\":3}')", "unknown option \"retries\"");
+	rejected("SELECT lote.enqueue('T', '{}', NULL, '[]')", "options must be a JSON object");
+	rejected("SELECT lote.enqueue('T', '{}', NULL, '{\"max_attempts\":0}')", "max_attempts must be an integer from 1 to 1000");
+	rejected("SELECT lote.enqueue('T', '{}', NULL, '{\"max_attempts\":\"3\"}')", "max_attempts must be an integer");
+	rejected("SELECT lote.enqueue('T', '{}', NULL, '{\"priority\":1.5}')", "priority must be an integer");
+	rejected("SELECT lote.enqueue('T', '{}', NULL, '{\"priority\":40000}')", "priority must be an integer from -32768 to 32767");
+	rejected("SELECT lote.enqueue('T', '{}', NULL, '{\"queue\":\"\"}')", "queue must be a name");
+	rejected("SELECT lote.enqueue('T', '{}', NULL, '{\"delay_ms\":-1}')", "delay_ms must be a number of milliseconds >= 0");
+	rejected("SELECT lote.enqueue('T', '{}', NULL, '{\"run_at\":\"tomorrow\"}')", "run_at must be an ISO 8601 timestamp");
+	rejected("SELECT lote.enqueue('T', '{}', NULL, '{\"run_at\":\"2030-01-01\",\"delay_ms\":5}')", "run_at or delay_ms, not both");
+	rejected("SELECT lote.enqueue('', '{}')", "invalid type");
+	rejected("SELECT lote.enqueue(NULL, '{}')", "invalid type NULL");
+	rejected("SELECT lote.enqueue('has space', '{}')", "invalid type");
+	rejected("SELECT lote.emit(NULL, 'E', '1', 'T')", "institution_id must not be NULL");
+	rejected("SELECT lote.emit('00000000-0000-0000-0000-000000000000', '', '1', 'T')", "entity_type and entity_id must be non-empty");
+	rejected("SELECT lote.emit('00000000-0000-0000-0000-000000000000', 'E', '1', 'T', '[]')", "data must be a JSON object");
+	rejected("SELECT lote.emit('00000000-0000-0000-0000-000000000000', 'E', '1', 'bad type!')", "invalid type");
+}
+
+static void oversized_payload_is_rejected(void **state)
+{
+	(void)state;
+	rejected("SELECT lote.enqueue('T', jsonb_build_object('x', repeat('a', 1100000)))", "over the limit of 1048576 bytes");
+	/* the limit is a setting */
+	tl_exec(c, "SET lote.max_payload_bytes = 100");
+	rejected("SELECT lote.enqueue('T', jsonb_build_object('x', repeat('a', 200)))", "over the limit of 100 bytes");
+	rejected("SELECT lote.emit('00000000-0000-0000-0000-000000000000', 'E', '1', 'T', jsonb_build_object('x', repeat('a', 200)))", "over the limit of 100 bytes");
+	tl_exec(c, "RESET lote.max_payload_bytes");
+	assert_true(tl_int(c, "SELECT lote.enqueue('T', jsonb_build_object('x', repeat('a', 200)))") > 0);
+}
+
+static void event_exists_iff_transaction_commits(void **state)
+{
+	(void)state;
+	tl_exec(c, "CREATE TABLE IF NOT EXISTS activity (id serial PRIMARY KEY, title text)");
+	/* rolled back: neither the row nor the event */
+	tl_exec(c, "BEGIN");
+	tl_exec(c, "INSERT INTO activity (title) VALUES ('draft')");
+	tl_exec(c, "SELECT lote.emit('00000000-0000-0000-0000-000000000000', 'Activity', currval('activity_id_seq')::text, 'ActivityCreated')");
+	tl_exec(c, "SELECT lote.enqueue('Follow')");
+	tl_exec(c, "ROLLBACK");
+	assert_int_equal(tl_int(c, "SELECT count(*) FROM lote.events"), 0);
+	assert_int_equal(tl_int(c, "SELECT count(*) FROM lote.commands"), 0);
+	/* committed: both */
+	tl_exec(c, "BEGIN");
+	tl_exec(c, "INSERT INTO activity (title) VALUES ('published')");
+	tl_exec(c, "SELECT lote.emit('00000000-0000-0000-0000-000000000000', 'Activity', currval('activity_id_seq')::text, 'ActivityCreated')");
+	tl_exec(c, "COMMIT");
+	assert_int_equal(tl_int(c, "SELECT count(*) FROM lote.events e JOIN activity a ON a.id::text = e.entity_id"
+	                           " WHERE a.title = 'published'"), 1);
+	/* a failing statement later in the transaction takes the event with it */
+	tl_exec(c, "BEGIN");
+	tl_exec(c, "SELECT lote.emit('00000000-0000-0000-0000-000000000000', 'Activity', '99', 'ActivityCreated')");
+	free(tl_try(c, "SELECT 1/0"));
+	tl_exec(c, "ROLLBACK");
+	assert_int_equal(tl_int(c, "SELECT count(*) FROM lote.events"), 1);
+}
+
+/* Reads the notifications that arrived on conn. */
+static int drain_notifies(PGconn *conn)
+{
+	int n = 0;
+	PGnotify *note;
+	PQconsumeInput(conn);
+	while ((note = PQnotifies(conn)) != NULL) {
+		n++;
+		PQfreemem(note);
+	}
+	return n;
+}
+
+static void notify_once_per_statement_not_per_row(void **state)
+{
+	PGconn *listener = tl_connect(db);
+	(void)state;
+	/* NOTIFY dedups equal payloads within a transaction, so counting
+	 * notifications cannot tell per-row from per-statement triggers: the
+	 * catalogue can (tgtype bit 0 set = FOR EACH ROW). */
+	assert_int_equal(tl_int(c, "SELECT count(*) FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid"
+	                           " WHERE t.tgrelid IN ('lote.commands'::regclass, 'lote.events'::regclass)"
+	                           " AND p.proname LIKE 'notify%%' AND t.tgtype & 1 = 0"), 2);
+	assert_int_equal(tl_int(c, "SELECT count(*) FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid"
+	                           " WHERE t.tgrelid IN ('lote.commands'::regclass, 'lote.events'::regclass)"
+	                           " AND p.proname LIKE 'notify%%' AND t.tgtype & 1 = 1"), 0);
+	tl_exec(listener, "LISTEN lote_wakeup");
+	/* 1000 rows in one statement: one notification */
+	tl_exec(c, "SELECT lote.enqueue('T', jsonb_build_object('i', i)) FROM generate_series(1, 1000) i");
+	tl_exec(listener, "SELECT 1");
+	assert_int_equal(drain_notifies(listener), 1);
+	/* delayed work wakes nobody: the daemon finds it by run_at */
+	tl_exec(c, "SELECT lote.enqueue('T', '{}', NULL, '{\"delay_ms\":60000}')");
+	tl_exec(listener, "SELECT 1");
+	assert_int_equal(drain_notifies(listener), 0);
+	/* nothing before commit, one after */
+	tl_exec(c, "BEGIN");
+	tl_exec(c, "SELECT lote.emit('00000000-0000-0000-0000-000000000000', 'E', '1', 'T')");
+	tl_exec(listener, "SELECT 1");
+	assert_int_equal(drain_notifies(listener), 0);
+	tl_exec(c, "COMMIT");
+	tl_exec(listener, "SELECT 1");
+	assert_int_equal(drain_notifies(listener), 1);
+	PQfinish(listener);
+}
+
+static void unhandled_view_reports_waiting_types(void **state)
+{
+	(void)state;
+	tl_exec(c, "DELETE FROM lote.workers");
+	tl_exec(c, "SELECT lote.enqueue('Orphan') FROM generate_series(1, 3)");
+	tl_exec(c, "SELECT lote.enqueue('Handled')");
+	tl_exec(c, "INSERT INTO lote.workers (host, pid, command_types) VALUES ('h', 1, '{Handled}')");
+	assert_int_equal(tl_int(c, "SELECT pending FROM lote.unhandled WHERE kind = 'command' AND type = 'Orphan'"), 3);
+	assert_int_equal(tl_int(c, "SELECT count(*) FROM lote.unhandled WHERE type = 'Handled'"), 0);
+	/* a worker that stopped beating no longer counts */
+	tl_exec(c, "UPDATE lote.workers SET heartbeat_at = now() - interval '5 minutes'");
+	assert_int_equal(tl_int(c, "SELECT count(*) FROM lote.unhandled WHERE type = 'Handled'"), 1);
+	tl_exec(c, "DELETE FROM lote.workers");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(emit_records_an_event, setup, teardown),
+		cmocka_unit_test_setup_teardown(enqueue_applies_defaults_and_options, setup, teardown),
+		cmocka_unit_test_setup_teardown(invalid_input_is_rejected_clearly, setup, teardown),
+		cmocka_unit_test_setup_teardown(oversized_payload_is_rejected, setup, teardown),
+		cmocka_unit_test_setup_teardown(event_exists_iff_transaction_commits, setup, teardown),
+		cmocka_unit_test_setup_teardown(notify_once_per_statement_not_per_row, setup, teardown),
+		cmocka_unit_test_setup_teardown(unhandled_view_reports_waiting_types, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
