@@ -1,0 +1,124 @@
+/* The lote binary as a user meets it: help, version, exit statuses,
+ * enqueue/emit from the shell and their errors, status. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "testlib.h"
+
+static void help_and_version(void **state)
+{
+	static const char *cmds[] = { "migrate", "run", "pg", "enqueue", "emit", "status", "bench" };
+	char *out = NULL;
+	(void)state;
+	assert_int_equal(tl_run_lote(NULL, &out, "--help", NULL), 0);
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+		assert_non_null(strstr(out, cmds[i]));
+	assert_non_null(strstr(out, "EXIT STATUS"));
+	free(out);
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+		assert_int_equal(tl_run_lote(NULL, &out, cmds[i], "--help", NULL), 0);
+		if (!strstr(out, "NAME") || !strstr(out, "SYNOPSIS"))
+			fail_msg("lote %s --help is not a real usage text:\n%s", cmds[i], out);
+		free(out);
+	}
+	assert_int_equal(tl_run_lote(NULL, &out, "--version", NULL), 0);
+	assert_non_null(strstr(out, LOTE_VERSION));
+	free(out);
+	assert_int_equal(tl_run_lote(NULL, &out, "frobnicate", NULL), 2);
+	assert_non_null(strstr(out, "unknown command"));
+	free(out);
+	assert_int_equal(tl_run_lote(NULL, &out, NULL), 2);
+	free(out);
+}
+
+static void enqueue_and_emit_from_the_shell(void **state)
+{
+	char *db = tl_fresh_db("cli_enqueue", true);
+	PGconn *c = tl_connect(db);
+	char *out = NULL;
+	(void)state;
+	assert_int_equal(tl_run_lote(db, &out, "enqueue", "--queue", "mail", "--priority", "2",
+	                             "--max-attempts", "4", "--delay", "5m",
+	                             "--institution", "aaaaaaaa-0000-0000-0000-000000000001",
+	                             "SendEmail", "{\"to\": \"x@y\"}", NULL), 0);
+	long long id = atoll(out);
+	free(out);
+	assert_string_equal(tl_value(c, "SELECT concat_ws('|', type, data->>'to', queue, priority, max_attempts, institution_id,"
+	                                " run_at > now() + interval '4 minutes')"
+	                                " FROM lote.commands WHERE id = %lld", id),
+	                    "SendEmail|x@y|mail|2|4|aaaaaaaa-0000-0000-0000-000000000001|t");
+	assert_int_equal(tl_run_lote(db, &out, "emit", "--json", "Created", "Thing", "7", "{\"a\": 1}", NULL), 0);
+	assert_non_null(strstr(out, "{\"id\": "));
+	free(out);
+	assert_int_equal(tl_int(c, "SELECT count(*) FROM lote.events WHERE type = 'Created' AND entity_id = '7'"
+	                           " AND institution_id = '00000000-0000-0000-0000-000000000000'"), 1);
+
+	/* bad input: exit 2, a clear message, nothing written */
+	struct { const char *args[6]; const char *want; } bad[] = {
+		{ { "enqueue", "T", "{\"a\":", NULL }, "invalid JSON payload" },
+		{ { "enqueue", "T", "[1]", NULL }, "must be a JSON object" },
+		{ { "enqueue", "--delay", "soon", "T", NULL }, "invalid duration" },
+		{ { "enqueue", "--priority", "high", "T", NULL }, "wants an integer" },
+		{ { "enqueue", "--queue", "a b", "T", NULL }, "queue must be a name" },
+		{ { "enqueue", "--institution", "nope", "T", NULL }, "invalid input syntax for type uuid" },
+		{ { "enqueue", "bad type", NULL }, "invalid type" },
+		{ { "enqueue", NULL }, "want TYPE" },
+		{ { "emit", "T", "Thing", NULL }, "want TYPE ENTITY_TYPE ENTITY_ID" },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		const char **a = bad[i].args;
+		int rc = tl_run_lote(db, &out, a[0], a[1], a[2], a[3], a[4], NULL);
+		if (rc != 2 || !strstr(out, bad[i].want))
+			fail_msg("case %zu: exit %d, output:\n%s\nwanted: %s", i, rc, out, bad[i].want);
+		free(out);
+	}
+	assert_int_equal(tl_int(c, "SELECT count(*) FROM lote.commands"), 1);
+	assert_int_equal(tl_int(c, "SELECT count(*) FROM lote.events"), 1);
+	PQfinish(c);
+	free(db);
+}
+
+static void unreachable_database_is_exit_3(void **state)
+{
+	char *out = NULL;
+	(void)state;
+	assert_int_equal(tl_run_lote("host=/nonexistent port=1 dbname=x", &out, "enqueue", "T", NULL), 3);
+	assert_non_null(strstr(out, "cannot connect"));
+	free(out);
+}
+
+static void status_reports_unhandled_types(void **state)
+{
+	char *db = tl_fresh_db("cli_status", true);
+	PGconn *c = tl_connect(db);
+	char *out = NULL;
+	(void)state;
+	tl_exec(c, "SELECT lote.enqueue('NobodyHandlesThis') FROM generate_series(1, 4)");
+	assert_int_equal(tl_run_lote(db, &out, "status", NULL), 0);
+	if (!strstr(out, "no handler for command type NobodyHandlesThis") || !strstr(out, "4 pending"))
+		fail_msg("status output:\n%s", out);
+	free(out);
+	assert_int_equal(tl_run_lote(db, &out, "status", "--json", NULL), 0);
+	json_t *j = json_loads(out, 0, NULL);
+	assert_non_null(j);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(j, "commands"), "pending")), 4);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(json_object_get(j, "unhandled"), 0), "type")),
+	                    "NobodyHandlesThis");
+	json_decref(j);
+	free(out);
+	/* pending, not dropped, not marked done */
+	assert_int_equal(tl_int(c, "SELECT count(*) FROM lote.commands WHERE status = 'pending'"), 4);
+	PQfinish(c);
+	free(db);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(help_and_version),
+		cmocka_unit_test(enqueue_and_emit_from_the_shell),
+		cmocka_unit_test(unreachable_database_is_exit_3),
+		cmocka_unit_test(status_reports_unhandled_types),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
