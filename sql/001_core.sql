@@ -315,14 +315,14 @@ WHERE e.status = 'pending'
   AND NOT EXISTS (SELECT 1 FROM live w WHERE e.type = ANY (w.event_types))
 GROUP BY e.type;
 
--- Returns claimed work to the queue when its claimant is gone: rows whose
--- lease expired, or (lost_workers) rows of workers known to be dead. Each
--- counts as a failed attempt, so a row that crashes its worker every time
--- ends in error instead of looping. A worker holds its rows locked while its
--- transaction works on them, so rows still locked are skipped (their
--- transaction either commits their outcome or dies and frees them for the
--- next round): a late completion can never be overwritten.
-CREATE FUNCTION lote.rescue(lost_workers bigint[] DEFAULT '{}', reason text DEFAULT 'lease expired')
+-- Returns claimed work whose lease expired to the queue: its claimant is
+-- gone (host lost, connection cut) or stuck. It counts as a failed
+-- attempt, so a row that takes its worker down every time ends in error
+-- instead of looping. A worker holds its rows locked while its transaction
+-- works on them, so locked rows are skipped (that transaction either
+-- commits their outcome or dies and frees them for the next round): a late
+-- completion can never be overwritten.
+CREATE FUNCTION lote.rescue(reason text DEFAULT 'lease expired')
 RETURNS integer
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -337,8 +337,7 @@ BEGIN
 		error = format('attempt %s: %s', c.attempt, reason),
 		lease_until = NULL, worker_id = NULL
 	WHERE c.id IN (SELECT id FROM lote.commands
-	               WHERE status = 'processing'
-	                 AND (lease_until < now() OR worker_id = ANY (lost_workers))
+	               WHERE status = 'processing' AND lease_until < now()
 	               FOR UPDATE SKIP LOCKED);
 	GET DIAGNOSTICS n = ROW_COUNT;
 	UPDATE lote.events e SET
@@ -349,13 +348,64 @@ BEGIN
 		error = format('attempt %s: %s', e.attempt, reason),
 		lease_until = NULL, worker_id = NULL
 	WHERE e.id IN (SELECT id FROM lote.events
-	               WHERE status = 'processing'
-	                 AND (lease_until < now() OR worker_id = ANY (lost_workers))
+	               WHERE status = 'processing' AND lease_until < now()
 	               FOR UPDATE SKIP LOCKED);
 	GET DIAGNOSTICS m = ROW_COUNT;
-	IF cardinality(lost_workers) > 0 THEN
-		DELETE FROM lote.workers WHERE id = ANY (lost_workers);
-	END IF;
 	RETURN n + m;
+END
+$$;
+
+-- A worker process of a known host died (crash, kill -9, a handler past its
+-- timeout). The row it was running (current_kind/current_id, when known)
+-- fails with reason, counting its attempt; the other rows it had claimed
+-- but not started go back to the queue untouched, since they did nothing
+-- wrong. Locked rows are skipped, as in lote.rescue.
+CREATE FUNCTION lote.worker_lost(lost_worker bigint, current_kind text, current_id bigint, reason text)
+RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+	n integer;
+	m integer;
+	k integer;
+	k2 integer;
+BEGIN
+	UPDATE lote.commands c SET
+		status = CASE WHEN c.attempt < c.max_attempts THEN 'pending' ELSE 'error' END,
+		run_at = CASE WHEN c.attempt < c.max_attempts THEN now() + lote.retry_delay(c.attempt) ELSE c.run_at END,
+		finished_at = CASE WHEN c.attempt < c.max_attempts THEN NULL ELSE now() END,
+		duration = CASE WHEN c.attempt < c.max_attempts THEN NULL ELSE now() - c.started_at END,
+		error = format('attempt %s: %s', c.attempt, reason),
+		lease_until = NULL, worker_id = NULL
+	WHERE current_kind = 'command' AND c.id = current_id
+	  AND c.id IN (SELECT id FROM lote.commands WHERE id = current_id AND status = 'processing'
+	                 AND worker_id = lost_worker FOR UPDATE SKIP LOCKED);
+	GET DIAGNOSTICS k2 = ROW_COUNT;
+	UPDATE lote.events e SET
+		status = CASE WHEN e.attempt < e.max_attempts THEN 'pending' ELSE 'error' END,
+		run_at = CASE WHEN e.attempt < e.max_attempts THEN now() + lote.retry_delay(e.attempt) ELSE e.run_at END,
+		finished_at = CASE WHEN e.attempt < e.max_attempts THEN NULL ELSE now() END,
+		duration = CASE WHEN e.attempt < e.max_attempts THEN NULL ELSE now() - e.started_at END,
+		error = format('attempt %s: %s', e.attempt, reason),
+		lease_until = NULL, worker_id = NULL
+	WHERE current_kind = 'event' AND e.id = current_id
+	  AND e.id IN (SELECT id FROM lote.events WHERE id = current_id AND status = 'processing'
+	                 AND worker_id = lost_worker FOR UPDATE SKIP LOCKED);
+	GET DIAGNOSTICS k = ROW_COUNT;
+	UPDATE lote.commands c SET status = 'pending', attempt = c.attempt - 1, started_at = NULL,
+		lease_until = NULL, worker_id = NULL
+	WHERE c.id IN (SELECT id FROM lote.commands WHERE worker_id = lost_worker
+	                 AND status = 'processing' FOR UPDATE SKIP LOCKED);
+	GET DIAGNOSTICS n = ROW_COUNT;
+	UPDATE lote.events e SET status = 'pending', attempt = e.attempt - 1, started_at = NULL,
+		lease_until = NULL, worker_id = NULL
+	WHERE e.id IN (SELECT id FROM lote.events WHERE worker_id = lost_worker
+	                 AND status = 'processing' FOR UPDATE SKIP LOCKED);
+	GET DIAGNOSTICS m = ROW_COUNT;
+	-- Rows still locked stay with the worker row, for the next round or
+	-- the lease rescue; the row goes once nothing refers to it.
+	DELETE FROM lote.workers w WHERE w.id = lost_worker
+	  AND NOT EXISTS (SELECT 1 FROM lote.commands WHERE worker_id = lost_worker AND status = 'processing')
+	  AND NOT EXISTS (SELECT 1 FROM lote.events WHERE worker_id = lost_worker AND status = 'processing');
+	RETURN n + m + k + k2;
 END
 $$;

@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -264,6 +266,11 @@ static pid_t start_worker(struct supervisor *s, int index)
 
 		/* The child never touches the supervisor's connection: PQfinish
 		 * here would end the parent's session. */
+		/* A worker never outlives its supervisor: if that is killed, the
+		 * worker stops gracefully and its claims come back. */
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		if (getppid() != s->e->supervisor_pid)
+			_exit(0);
 		worker_engine = s->e;
 		sa.sa_handler = on_worker_signal; /* no SA_RESTART: wakes poll() */
 		sigemptyset(&sa.sa_mask);
@@ -281,30 +288,27 @@ static pid_t start_worker(struct supervisor *s, int index)
 	return pid;
 }
 
-/* Returns the work of the dead worker processes pids (of this host) to the
- * queue right away instead of waiting for their leases. */
-static void rescue_dead(struct supervisor *s, const pid_t *pids, int npids, const char *reason)
+/* Hands back the work of a dead worker process of this host right away
+ * instead of waiting for its leases: the row it was running (kind/id, 0
+ * when none) fails with reason; the rest goes back untouched. */
+static void worker_lost(struct supervisor *s, pid_t pid, int kind, int64_t id,
+                        const char *reason)
 {
-	char list[4096], *v = NULL;
-	size_t off = 0;
-	const char *params[3];
+	char pidtext[16], idtext[24], *v = NULL;
+	const char *params[5] = { s->host, pidtext, kind == LOTE_EVENT ? "event" : "command",
+	                          idtext, reason };
 	lote_error err = { 0 };
 
-	off += snprintf(list, sizeof(list), "{");
-	for (int i = 0; i < npids && off < sizeof(list) - 16; i++)
-		off += snprintf(list + off, sizeof(list) - off, "%s%d", i ? "," : "", (int)pids[i]);
-	snprintf(list + off, sizeof(list) - off, "}");
-	params[0] = s->host;
-	params[1] = list;
-	params[2] = reason;
+	snprintf(pidtext, sizeof(pidtext), "%d", (int)pid);
+	snprintf(idtext, sizeof(idtext), "%lld", (long long)(kind ? id : 0));
 	if (lote__db_value(s->conn,
-	        "SELECT lote.rescue(coalesce((SELECT array_agg(id) FROM lote.workers"
-	        "  WHERE host = $1 AND pid = ANY ($2::int[])), '{}'), $3)",
-	        3, params, &v, &err) < 0)
-		log_error("cannot rescue the work of dead workers: %s", err.message);
+	        "SELECT coalesce(sum(lote.worker_lost(id, $3, $4::bigint, $5)), 0)"
+	        " FROM lote.workers WHERE host = $1 AND pid = $2::int",
+	        5, params, &v, &err) < 0)
+		log_error("cannot hand back the work of dead worker pid %d: %s", (int)pid, err.message);
 	else if (v && atoi(v) > 0)
-		log_warn("returned %s claimed row%s of dead workers to the queue", v,
-		         atoi(v) == 1 ? "" : "s");
+		log_warn("handed back %s row%s of dead worker pid %d%s", v, atoi(v) == 1 ? "" : "s",
+		         (int)pid, kind ? "" : " (none was running)");
 	free(v);
 }
 
@@ -324,7 +328,7 @@ static void upkeep(struct supervisor *s)
 		if (PQstatus(s->conn) != CONNECTION_OK)
 			return;
 	}
-	res = PQexecParams(s->conn, "SELECT pid FROM lote.workers WHERE host = $1",
+	res = PQexecParams(s->conn, "SELECT DISTINCT pid FROM lote.workers WHERE host = $1",
 	                   1, NULL, params, NULL, NULL, 0);
 	if (PQresultStatus(res) == PGRES_TUPLES_OK) {
 		for (int i = 0; i < PQntuples(res) && ndead < 256; i++) {
@@ -334,8 +338,10 @@ static void upkeep(struct supervisor *s)
 		}
 	}
 	PQclear(res);
-	if (ndead > 0)
-		rescue_dead(s, dead, ndead, "worker process gone");
+	/* Processes of this host that are gone (a daemon killed with -9 and
+	 * started again): nothing says which row was at fault. */
+	for (int i = 0; i < ndead; i++)
+		worker_lost(s, dead[i], 0, 0, "worker process gone");
 	if (lote__db_value(s->conn, "SELECT lote.rescue()", 0, NULL, &v, &err) < 0)
 		log_error("lease rescue failed: %s", err.message);
 	else if (v && atoi(v) > 0)
@@ -356,26 +362,37 @@ static int slot_of(struct supervisor *s, pid_t pid)
 /* Reaps exited workers; while running, schedules their restart. */
 static void reap(struct supervisor *s, bool stopping)
 {
-	pid_t pid, dead[MAX_WORKERS];
-	int st, ndead = 0;
+	pid_t pid;
+	int st;
 
 	while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
 		int i = slot_of(s, pid);
 		struct slot *sl;
+		struct lote__slot *cur;
 		bool clean = WIFEXITED(st) && WEXITSTATUS(st) == 0;
 
 		if (i < 0)
 			continue;
 		sl = &s->slots[i];
+		cur = &s->e->slots[i];
 		sl->pid = 0;
-		if (!clean && ndead < MAX_WORKERS)
-			dead[ndead++] = pid;
-		if (WIFSIGNALED(st))
-			log_warn("worker %d (pid %d) killed by signal %d (%s)", i + 1, (int)pid,
-			         WTERMSIG(st), strsignal(WTERMSIG(st)));
-		else if (!clean)
-			log_warn("worker %d (pid %d) exited with status %d", i + 1, (int)pid,
-			         WEXITSTATUS(st));
+		if (WIFSIGNALED(st) && WTERMSIG(st) == SIGALRM) {
+			log_warn("worker %d (pid %d) stopped: %s %lld ran past its timeout", i + 1,
+			         (int)pid, cur->kind == LOTE_EVENT ? "event" : "command", (long long)cur->id);
+			worker_lost(s, pid, cur->kind, cur->id, "handler timed out (its worker was stopped)");
+		} else if (!clean) {
+			char why[64];
+			if (WIFSIGNALED(st))
+				snprintf(why, sizeof(why), "killed by signal %d (%s)", WTERMSIG(st),
+				         strsignal(WTERMSIG(st)));
+			else
+				snprintf(why, sizeof(why), "exited with status %d", WEXITSTATUS(st));
+			log_warn("worker %d (pid %d) %s", i + 1, (int)pid, why);
+			char reason[128];
+			snprintf(reason, sizeof(reason), "worker process died (%s) while running it", why);
+			worker_lost(s, pid, cur->kind, cur->id, reason);
+		}
+		cur->kind = 0;
 		if (stopping)
 			continue;
 		if (lote__mono_ms() - sl->started_ms > RESTART_STABLE_MS)
@@ -386,8 +403,6 @@ static void reap(struct supervisor *s, bool stopping)
 			sl->backoff_ms = RESTART_MAX_MS;
 		sl->restart_at = lote__mono_ms() + sl->backoff_ms;
 	}
-	if (ndead > 0)
-		rescue_dead(s, dead, ndead, "worker process died");
 }
 
 static int running(struct supervisor *s)
@@ -429,6 +444,13 @@ int lote_engine_run(lote_engine *e, lote_error *err)
 	gethostname(s.host, sizeof(s.host) - 1);
 	s.n = e->opts.workers;
 	s.slots = calloc(s.n, sizeof(*s.slots));
+	e->slots = mmap(NULL, s.n * sizeof(*e->slots), PROT_READ | PROT_WRITE,
+	                MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (e->slots == MAP_FAILED) {
+		e->slots = NULL;
+		rc = lote__fail_errno(err, "cannot map the worker slots");
+		goto out;
+	}
 	if (!s.slots) {
 		rc = lote__fail(err, LOTE_ENOMEM, "out of memory");
 		goto out;
@@ -488,6 +510,9 @@ int lote_engine_run(lote_engine *e, lote_error *err)
 	sigprocmask(SIG_SETMASK, &s.old_mask, NULL);
 	e->supervisor_pid = 0;
 out:
+	if (e->slots)
+		munmap(e->slots, s.n * sizeof(*e->slots));
+	e->slots = NULL;
 	free(s.slots);
 	PQfinish(s.conn);
 	return rc;

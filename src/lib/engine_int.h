@@ -23,6 +23,14 @@ struct lote__event_type {
 	int nhandlers;
 };
 
+/* What a worker process is running now, in memory shared with the
+ * supervisor, so that when the worker dies the supervisor knows which row
+ * to blame (and that the others it had claimed did nothing wrong). */
+struct lote__slot {
+	volatile int kind;    /* 0: none, else lote_kind */
+	volatile int64_t id;
+};
+
 struct lote_engine {
 	lote_engine_options opts;   /* strings below are owned copies */
 	char *conninfo;
@@ -34,6 +42,7 @@ struct lote_engine {
 	struct lote__event_type *events; /* sorted by type at run time */
 	int nevents;
 
+	struct lote__slot *slots;    /* one per worker, shared (mmap) */
 	volatile sig_atomic_t stop;  /* set by lote_engine_stop / signals */
 	pid_t supervisor_pid;        /* while running */
 };

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "db.h"
@@ -259,24 +260,54 @@ static void fill_row(struct row *row, lote_kind kind, const PGresult *res, int i
 	}
 }
 
+/* Arms (ms > 0) or disarms (0) the handler timeout. A C handler cannot be
+ * interrupted safely, so past its timeout SIGALRM ends the whole worker
+ * process (default action); the supervisor recognises the signal, fails the
+ * row as timed out and starts a new worker. */
+static void arm_timeout(int64_t ms)
+{
+	struct itimerval it = { 0 };
+	it.it_value.tv_sec = ms / 1000;
+	it.it_value.tv_usec = (ms % 1000) * 1000;
+	setitimer(ITIMER_REAL, &it, NULL);
+}
+
+static int call_handler(struct worker *w, const struct lote__handler *h, lote_ctx *c)
+{
+	int64_t ms = h->opts.timeout_ms > 0 ? h->opts.timeout_ms : w->e->opts.timeout_ms;
+	int rc;
+
+	if (ms > 0)
+		arm_timeout(ms);
+	rc = h->fn(c, h->udata);
+	if (ms > 0)
+		arm_timeout(0);
+	return rc;
+}
+
 /* Runs the handler(s) of one row inside its savepoint. */
 static void run_row(struct worker *w, struct row *row)
 {
 	lote_ctx *c = &row->ctx;
 	int rc = 0;
 
+	struct lote__slot *slot = &w->e->slots[w->index - 1];
+
+	slot->id = c->id;
+	slot->kind = c->kind;
 	row->started_us = lote__now_us();
 	if (c->kind == LOTE_COMMAND) {
 		const struct lote__handler *h = lote__engine_command(w->e, c->type);
-		rc = h ? h->fn(c, h->udata)
+		rc = h ? call_handler(w, h, c)
 		       : lote_ctx_fail(c, "no handler for command type %s", c->type);
 	} else {
 		const struct lote__event_type *et = lote__engine_event(w->e, c->type);
 		if (!et)
 			rc = lote_ctx_fail(c, "no handler for event type %s", c->type);
 		for (int i = 0; et && i < et->nhandlers && rc == 0; i++)
-			rc = et->handlers[i].fn(c, et->handlers[i].udata);
+			rc = call_handler(w, &et->handlers[i], c);
 	}
+	slot->kind = 0;
 	rc = lote__ctx_finish(c, rc, &row->error);
 	row->finished_us = lote__now_us();
 	row->ran = true;

@@ -103,6 +103,14 @@ static int h_slow(lote_ctx *ctx, void *udata)
 	return h_record(ctx, udata);
 }
 
+static int h_hang(lote_ctx *ctx, void *udata)
+{
+	(void)ctx;
+	(void)udata;
+	sleep(30);
+	return 0;
+}
+
 static int h_crash(lote_ctx *ctx, void *udata)
 {
 	(void)ctx;
@@ -143,6 +151,8 @@ static pid_t start_engine(const struct engine_cfg *cfg)
 		    lote_engine_on_command(e, "Chain", h_chain, NULL, NULL, &err) < 0 ||
 		    lote_engine_on_command(e, "Slow", h_slow, NULL, NULL, &err) < 0 ||
 		    lote_engine_on_command(e, "Crash", h_crash, NULL, NULL, &err) < 0 ||
+		    lote_engine_on_command(e, "Hang", h_hang, NULL,
+		                           &(lote_handler_opts){ .timeout_ms = 500 }, &err) < 0 ||
 		    lote_engine_on_event(e, "Created", h_fan, "first", NULL, &err) < 0 ||
 		    lote_engine_on_event(e, "Created", h_fan, "second", NULL, &err) < 0 ||
 		    lote_engine_on_event(e, "Broken", h_fan, "first", NULL, &err) < 0 ||
@@ -396,20 +406,90 @@ static void graceful_shutdown_finishes_in_flight(void **state)
 
 static void crashing_handler_fails_only_its_command(void **state)
 {
-	struct engine_cfg cfg = { .workers = 2, .batch = 1 };
+	/* one worker, groups of 10: the crash takes down rows claimed with it */
+	struct engine_cfg cfg = { .workers = 1, .batch = 10 };
 	PGconn *c = fresh("engine_crash");
-	pid_t e = start_engine(&cfg);
 	(void)state;
+	tl_exec(c, "SELECT lote.enqueue('Record') FROM generate_series(1, 5)");
 	long long crash = tl_int(c, "SELECT lote.enqueue('Crash', '{}', NULL, '{\"max_attempts\":2}')");
-	tl_exec(c, "SELECT lote.enqueue('Record') FROM generate_series(1, 20)");
+	tl_exec(c, "SELECT lote.enqueue('Record') FROM generate_series(1, 15)");
+	pid_t e = start_engine(&cfg);
 	assert_true(tl_wait(c, 20000, "SELECT status = 'error' FROM lote.commands WHERE id = %lld", crash));
 	char *err = tl_value(c, "SELECT error FROM lote.commands WHERE id = %lld", crash);
-	assert_non_null(strstr(err, "worker process died"));
+	if (!strstr(err, "attempt 2: worker process died (killed by signal 6"))
+		fail_msg("error was: %s", err);
 	free(err);
 	assert_int_equal(tl_int(c, "SELECT attempt FROM lote.commands WHERE id = %lld", crash), 2);
 	assert_true(tl_wait(c, 20000, "SELECT count(*) = 20 FROM lote.commands WHERE type = 'Record' AND status = 'success'"));
 	assert_int_equal(tl_int(c, "SELECT count(DISTINCT id) FROM runs"), 20);
+	assert_int_equal(tl_int(c, "SELECT count(*) FROM runs"), 20);
+	/* the rows that shared the crash's group were handed back, not blamed */
+	assert_int_equal(tl_int(c, "SELECT count(*) FROM lote.commands WHERE type = 'Record' AND attempt <> 1"), 0);
 	/* the supervisor survived and still stops cleanly */
+	assert_int_equal(tl_stop(e, SIGTERM, 15000), 0);
+	PQfinish(c);
+}
+
+static void handler_past_its_timeout_is_stopped(void **state)
+{
+	struct engine_cfg cfg = { .workers = 1 };
+	PGconn *c = fresh("engine_timeout");
+	pid_t e = start_engine(&cfg);
+	(void)state;
+	long long id = tl_int(c, "SELECT lote.enqueue('Hang', '{}', NULL, '{\"max_attempts\":1}')");
+	long long after = tl_int(c, "SELECT lote.enqueue('Record')");
+	assert_true(tl_wait(c, 15000, "SELECT status = 'error' FROM lote.commands WHERE id = %lld", id));
+	char *err = tl_value(c, "SELECT error FROM lote.commands WHERE id = %lld", id);
+	if (!strstr(err, "timed out"))
+		fail_msg("error was: %s", err);
+	free(err);
+	assert_true(tl_int(c, "SELECT (finished_at - started_at < interval '10 s')::int FROM lote.commands WHERE id = %lld", id));
+	/* the replacement worker goes on with the rest */
+	assert_true(tl_wait(c, 15000, "SELECT status = 'success' FROM lote.commands WHERE id = %lld", after));
+	assert_int_equal(tl_stop(e, SIGTERM, 15000), 0);
+	PQfinish(c);
+}
+
+static void kill_9_of_a_worker_loses_and_repeats_nothing(void **state)
+{
+	struct engine_cfg cfg = { .workers = 2, .batch = 10 };
+	PGconn *c = fresh("engine_kill9");
+	(void)state;
+	tl_exec(c, "SELECT lote.enqueue('Slow') FROM generate_series(1, 40)");
+	pid_t e = start_engine(&cfg);
+	for (int round = 0; round < 3; round++) {
+		assert_true(tl_wait(c, 10000, "SELECT count(*) > 0 FROM lote.commands WHERE status = 'processing'"));
+		long long victim = tl_int(c, "SELECT pid FROM lote.workers ORDER BY id DESC LIMIT 1");
+		assert_int_equal(kill((pid_t)victim, SIGKILL), 0);
+		usleep(200 * 1000);
+	}
+	assert_true(tl_wait(c, 60000, "SELECT count(*) = 40 FROM lote.commands WHERE status = 'success'"));
+	/* every command's writes committed exactly once */
+	assert_int_equal(tl_int(c, "SELECT count(*) FROM runs"), 40);
+	assert_int_equal(tl_int(c, "SELECT count(DISTINCT id) FROM runs"), 40);
+	assert_int_equal(tl_stop(e, SIGTERM, 15000), 0);
+	PQfinish(c);
+}
+
+static void kill_9_of_the_daemon_then_restart_finishes_everything(void **state)
+{
+	struct engine_cfg cfg = { .workers = 2, .batch = 10 };
+	PGconn *c = fresh("engine_kill9_daemon");
+	(void)state;
+	tl_exec(c, "SELECT lote.enqueue('Slow') FROM generate_series(1, 30)");
+	pid_t e = start_engine(&cfg);
+	assert_true(tl_wait(c, 10000, "SELECT count(*) >= 2 FROM runs"));
+	kill(e, SIGKILL);
+	waitpid(e, NULL, 0);
+	/* its workers follow their supervisor out */
+	assert_true(tl_wait(c, 10000, "SELECT count(*) = 0 FROM pg_stat_activity"
+	                              " WHERE datname = current_database() AND application_name LIKE 'lote worker%%'"));
+	long long done = tl_int(c, "SELECT count(*) FROM lote.commands WHERE status = 'success'");
+	assert_true(done < 30);
+	e = start_engine(&cfg);
+	assert_true(tl_wait(c, 60000, "SELECT count(*) = 30 FROM lote.commands WHERE status = 'success'"));
+	assert_int_equal(tl_int(c, "SELECT count(*) FROM runs"), 30);
+	assert_int_equal(tl_int(c, "SELECT count(DISTINCT id) FROM runs"), 30);
 	assert_int_equal(tl_stop(e, SIGTERM, 15000), 0);
 	PQfinish(c);
 }
@@ -430,6 +510,9 @@ int main(void)
 		cmocka_unit_test(one_transaction_per_row_mode_works),
 		cmocka_unit_test(graceful_shutdown_finishes_in_flight),
 		cmocka_unit_test(crashing_handler_fails_only_its_command),
+		cmocka_unit_test(handler_past_its_timeout_is_stopped),
+		cmocka_unit_test(kill_9_of_a_worker_loses_and_repeats_nothing),
+		cmocka_unit_test(kill_9_of_the_daemon_then_restart_finishes_everything),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
