@@ -313,9 +313,15 @@ static void run_row(struct worker *w, struct row *row)
 	row->ran = true;
 	row->ok = rc == 0;
 	if (!row->ok)
-		log_debug("%s %lld (%s) attempt %d failed: %s",
+		log_warn("%s %lld (%s) attempt %d/%d failed: %.*s",
+		         c->kind == LOTE_COMMAND ? "command" : "event", (long long)c->id,
+		         c->type, c->attempt, c->max_attempts,
+		         (int)strcspn(row->error ? row->error : "?", "\n"),
+		         row->error ? row->error : "?");
+	else
+		log_debug("%s %lld (%s) ran in %.1f ms",
 		          c->kind == LOTE_COMMAND ? "command" : "event", (long long)c->id,
-		          c->type, c->attempt, row->error ? row->error : "?");
+		          c->type, (row->finished_us - row->started_us) / 1000.0);
 }
 
 /* The outcomes as the JSON array the completion statement reads. */
