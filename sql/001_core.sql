@@ -90,9 +90,7 @@ CREATE TABLE lote.workers (
 	heartbeat_at  timestamptz NOT NULL DEFAULT now(),
 	queues        text[],            -- NULL: every queue
 	command_types text[] NOT NULL DEFAULT '{}',
-	event_types   text[] NOT NULL DEFAULT '{}',
-	current_command_id bigint,       -- a command it is running now, if any
-	current_event_id   bigint
+	event_types   text[] NOT NULL DEFAULT '{}'
 );
 
 -- ---------------------------------------------------------------------
