@@ -433,9 +433,10 @@ static void usage_errors(void **state)
 	assert_int_equal(tl_run_lote(db, &out, "run", NULL), 2);
 	assert_non_null(strstr(out, "no handlers"));
 	free(out);
-	/* Not migrated: refused before anything runs (the message is
-	 * cli_connect_ready's). */
+	/* Not migrated: refused before anything runs. */
 	assert_int_equal(tl_run_lote(db, &out, "run", "--exec", "T=true", NULL), 3);
+	if (!strstr(out, "lote migrate"))
+		fail_msg("unexpected output: %s", out);
 	free(out);
 	assert_int_equal(tl_run_lote(db, &out, "run", "--exec", "T=true", "--poll", "1x", NULL), 2);
 	assert_non_null(strstr(out, "--poll: invalid duration \"1x\""));
