@@ -122,7 +122,7 @@ int lote_ctx_enqueue(lote_ctx *ctx, const char *type, json_t *data,
 		                  ctx->failure ? ctx->failure : "no transaction");
 	if (!type)
 		return lote__fail(err, LOTE_EINVAL, "enqueue: type is NULL");
-	data_text = json_dumps(data ? data : json_object(), JSON_COMPACT | JSON_ENCODE_ANY);
+	data_text = data ? json_dumps(data, JSON_COMPACT | JSON_ENCODE_ANY) : strdup("{}");
 	opts_text = options ? json_dumps(options, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
 	if (!data_text || (options && !opts_text)) {
 		rc = lote__fail(err, LOTE_ENOMEM, "enqueue: cannot encode the payload");

@@ -206,12 +206,16 @@ static int cmp_event(const void *a, const void *b)
 const struct lote__handler *lote__engine_command(const lote_engine *e, const char *type)
 {
 	struct lote__handler key = { .type = (char *)type };
+	if (e->ncommands == 0)
+		return NULL;
 	return bsearch(&key, e->commands, e->ncommands, sizeof(key), cmp_handler);
 }
 
 const struct lote__event_type *lote__engine_event(const lote_engine *e, const char *type)
 {
 	struct lote__event_type key = { .type = (char *)type };
+	if (e->nevents == 0)
+		return NULL;
 	return bsearch(&key, e->events, e->nevents, sizeof(key), cmp_event);
 }
 
@@ -431,8 +435,10 @@ int lote_engine_run(lote_engine *e, lote_error *err)
 
 	if (e->ncommands == 0 && e->nevents == 0)
 		return lote__fail(err, LOTE_EINVAL, "no handlers registered: nothing to run");
-	qsort(e->commands, e->ncommands, sizeof(*e->commands), cmp_handler);
-	qsort(e->events, e->nevents, sizeof(*e->events), cmp_event);
+	if (e->ncommands > 1)
+		qsort(e->commands, e->ncommands, sizeof(*e->commands), cmp_handler);
+	if (e->nevents > 1)
+		qsort(e->events, e->nevents, sizeof(*e->events), cmp_event);
 
 	snprintf(app, sizeof(app), "%s supervisor", e->name);
 	rc = lote__db_connect(e->conninfo, app, &s.conn, err);

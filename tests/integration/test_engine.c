@@ -224,11 +224,10 @@ static void failed_sql_wins_over_claimed_success(void **state)
 	long long id = tl_int(c, "SELECT lote.enqueue('SqlError', '{}', NULL, '{\"max_attempts\":1}')");
 	long long ok = tl_int(c, "SELECT lote.enqueue('Record')");
 	assert_true(tl_wait(c, 10000, "SELECT status = 'error' FROM lote.commands WHERE id = %lld", id));
-	char *err = tl_value(c, "SELECT error FROM lote.commands WHERE id = %lld", id);
+	const char *err = tl_value(c, "SELECT error FROM lote.commands WHERE id = %lld", id);
 	assert_non_null(strstr(err, "no_such_table"));
 	assert_true(tl_wait(c, 10000, "SELECT status = 'success' FROM lote.commands WHERE id = %lld", ok));
 	assert_int_equal(tl_int(c, "SELECT count(*) FROM runs WHERE kind = 'x'"), 0);
-	free(err);
 	assert_int_equal(tl_stop(e, SIGTERM, 15000), 0);
 	PQfinish(c);
 }
@@ -315,10 +314,9 @@ static double run_latency_ms(PGconn *c)
 {
 	long long id = tl_int(c, "SELECT lote.enqueue('Record')");
 	assert_true(tl_wait(c, 10000, "SELECT status = 'success' FROM lote.commands WHERE id = %lld", id));
-	char *v = tl_value(c, "SELECT extract(epoch FROM r.at - c.created_at) * 1000 FROM runs r"
+	const char *v = tl_value(c, "SELECT extract(epoch FROM r.at - c.created_at) * 1000 FROM runs r"
 	                      " JOIN lote.commands c ON c.id = r.id WHERE r.id = %lld", id);
 	double ms = atof(v);
-	free(v);
 	return ms;
 }
 
@@ -415,10 +413,9 @@ static void crashing_handler_fails_only_its_command(void **state)
 	tl_exec(c, "SELECT lote.enqueue('Record') FROM generate_series(1, 15)");
 	pid_t e = start_engine(&cfg);
 	assert_true(tl_wait(c, 20000, "SELECT status = 'error' FROM lote.commands WHERE id = %lld", crash));
-	char *err = tl_value(c, "SELECT error FROM lote.commands WHERE id = %lld", crash);
+	const char *err = tl_value(c, "SELECT error FROM lote.commands WHERE id = %lld", crash);
 	if (!strstr(err, "attempt 2: worker process died (killed by signal 6"))
 		fail_msg("error was: %s", err);
-	free(err);
 	assert_int_equal(tl_int(c, "SELECT attempt FROM lote.commands WHERE id = %lld", crash), 2);
 	assert_true(tl_wait(c, 20000, "SELECT count(*) = 20 FROM lote.commands WHERE type = 'Record' AND status = 'success'"));
 	assert_int_equal(tl_int(c, "SELECT count(DISTINCT id) FROM runs"), 20);
@@ -439,10 +436,9 @@ static void handler_past_its_timeout_is_stopped(void **state)
 	long long id = tl_int(c, "SELECT lote.enqueue('Hang', '{}', NULL, '{\"max_attempts\":1}')");
 	long long after = tl_int(c, "SELECT lote.enqueue('Record')");
 	assert_true(tl_wait(c, 15000, "SELECT status = 'error' FROM lote.commands WHERE id = %lld", id));
-	char *err = tl_value(c, "SELECT error FROM lote.commands WHERE id = %lld", id);
+	const char *err = tl_value(c, "SELECT error FROM lote.commands WHERE id = %lld", id);
 	if (!strstr(err, "timed out"))
 		fail_msg("error was: %s", err);
-	free(err);
 	assert_true(tl_int(c, "SELECT (finished_at - started_at < interval '10 s')::int FROM lote.commands WHERE id = %lld", id));
 	/* the replacement worker goes on with the rest */
 	assert_true(tl_wait(c, 15000, "SELECT status = 'success' FROM lote.commands WHERE id = %lld", after));

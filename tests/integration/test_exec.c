@@ -211,7 +211,8 @@ static void command_success(void **state)
 static void command_failure(void **state)
 {
 	struct t *t = *state;
-	char *script, *flag = NULL, *error;
+	char *script, *flag = NULL;
+	const char *error;
 	long long id, quiet;
 
 	begin(t, "exec_failure");
@@ -231,11 +232,9 @@ static void command_failure(void **state)
 	error = tl_value(t->conn, "SELECT error FROM lote.commands WHERE id = %lld", id);
 	assert_non_null(error);
 	assert_string_equal(error, "exit status 3: connecting to smtp\nsmtp: connection refused");
-	free(error);
 	error = tl_value(t->conn, "SELECT error FROM lote.commands WHERE id = %lld", quiet);
 	assert_non_null(error);
 	assert_string_equal(error, "exit status 4");
-	free(error);
 	end(t);
 	unlink(script);
 	free(script);
@@ -293,11 +292,10 @@ static void stdout_enqueues(void **state)
 	/* One item the database rejects fails the command and keeps none. */
 	assert_int_equal(tl_int(t->conn, "SELECT count(*) FROM lote.commands WHERE parent_id = %lld", bad), 0);
 	{
-		char *error = tl_value(t->conn, "SELECT error FROM lote.commands WHERE id = %lld", bad);
+		const char *error = tl_value(t->conn, "SELECT error FROM lote.commands WHERE id = %lld", bad);
 		assert_non_null(error);
 		if (!strstr(error, "unknown option \"bogus\""))
 			fail_msg("unexpected error: %s", error);
-		free(error);
 	}
 	end(t);
 	unlink(script);
@@ -308,7 +306,7 @@ static void stdout_enqueues(void **state)
 static void stdout_invalid(void **state)
 {
 	struct t *t = *state;
-	char *error;
+	const char *error;
 	long long text, array;
 
 	begin(t, "exec_invalid");
@@ -322,12 +320,10 @@ static void stdout_invalid(void **state)
 	assert_non_null(error);
 	if (strncmp(error, "invalid handler output: not JSON", 32) != 0 || !strstr(error, "all good"))
 		fail_msg("unexpected error: %s", error);
-	free(error);
 	error = tl_value(t->conn, "SELECT error FROM lote.commands WHERE id = %lld", array);
 	assert_non_null(error);
 	assert_string_equal(error, "invalid handler output: expected a JSON object, got an array "
 	                           "(stdout was: [1,2])");
-	free(error);
 	end(t);
 }
 
@@ -386,7 +382,8 @@ static void event_handler(void **state)
 static void timeout_kills(void **state)
 {
 	struct t *t = *state;
-	char *conf, *mark, *error, text[1024];
+	char *conf, *mark, text[1024];
+	const char *error;
 	FILE *f;
 	long long id;
 	time_t started;
@@ -415,7 +412,6 @@ static void timeout_kills(void **state)
 	error = tl_value(t->conn, "SELECT error FROM lote.commands WHERE id = %lld", id);
 	assert_non_null(error);
 	assert_string_equal(error, "handler timed out after 1s: still working");
-	free(error);
 	/* The whole process group was killed, background children included. */
 	sleep(5);
 	assert_int_not_equal(access(mark, F_OK), 0);

@@ -100,6 +100,18 @@ char *tl_try(PGconn *conn, const char *fmt, ...)
 	return msg;
 }
 
+static char *vvalue(PGconn *conn, const char *fmt, va_list ap);
+
+static char *vvalue_str_inner(PGconn *conn, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	char *v = vvalue(conn, fmt, ap);
+	va_end(ap);
+	return v;
+}
+#define vvalue_str(conn, sql) vvalue_str_inner((conn), "%s", (sql))
+
 static char *vvalue(PGconn *conn, const char *fmt, va_list ap)
 {
 	PGresult *res = vrun(conn, fmt, ap, NULL);
@@ -110,12 +122,41 @@ static char *vvalue(PGconn *conn, const char *fmt, va_list ap)
 	return v;
 }
 
-char *tl_value(PGconn *conn, const char *fmt, ...)
+/* Values handed out by tl_value, freed at exit (before LeakSanitizer's
+ * check, which was registered earlier and so runs later). */
+struct kept {
+	struct kept *next;
+	char *value;
+};
+static struct kept *kept;
+
+static void free_kept(void)
+{
+	while (kept) {
+		struct kept *k = kept;
+		kept = k->next;
+		free(k->value);
+		free(k);
+	}
+}
+
+const char *tl_value(PGconn *conn, const char *fmt, ...)
 {
 	va_list ap;
+	struct kept *k;
 	va_start(ap, fmt);
 	char *v = vvalue(conn, fmt, ap);
 	va_end(ap);
+	if (!v)
+		return NULL;
+	k = malloc(sizeof(*k));
+	if (!k)
+		fail_msg("out of memory");
+	if (!kept)
+		atexit(free_kept);
+	k->value = v;
+	k->next = kept;
+	kept = k;
 	return v;
 }
 
@@ -140,7 +181,7 @@ bool tl_wait(PGconn *conn, int timeout_ms, const char *fmt, ...)
 	sql = vfmt(fmt, ap);
 	va_end(ap);
 	for (int waited = 0;; waited += 20) {
-		char *v = tl_value(conn, "%s", sql);
+		char *v = vvalue_str(conn, sql);
 		bool yes = v && strcmp(v, "t") == 0;
 		free(v);
 		if (yes) {

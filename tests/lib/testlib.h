@@ -1,7 +1,8 @@
 /* testlib.h - helpers for the integration tests: a fresh migrated database
  * per test, SQL one-liners, the lote binary as a child process, waiting for
  * a condition. Every helper fails the running cmocka test on error, so a
- * test reads as a list of steps. Strings returned are malloc'd. */
+ * test reads as a list of steps. Strings returned are malloc'd unless the
+ * comment says otherwise. */
 #ifndef LOTE_TESTLIB_H
 #define LOTE_TESTLIB_H
 
@@ -25,9 +26,10 @@ PGconn *tl_connect(const char *conninfo);
 void tl_exec(PGconn *conn, const char *fmt, ...) LOTE_PRINTF(2, 3);
 /* Runs SQL and returns the error message (malloc'd), or NULL if it worked. */
 char *tl_try(PGconn *conn, const char *fmt, ...) LOTE_PRINTF(2, 3);
-/* The first column of the first row as text (malloc'd; NULL for SQL NULL or
- * no row). */
-char *tl_value(PGconn *conn, const char *fmt, ...) LOTE_PRINTF(2, 3);
+/* The first column of the first row as text, or NULL for SQL NULL or no
+ * row. The string is testlib's (freed at exit), so it can go straight into
+ * an assertion. */
+const char *tl_value(PGconn *conn, const char *fmt, ...) LOTE_PRINTF(2, 3);
 /* The first column of the first row as an integer (fails on NULL). */
 long long tl_int(PGconn *conn, const char *fmt, ...) LOTE_PRINTF(2, 3);
 
