@@ -608,7 +608,7 @@ static void emit_json(json_t *rec, const struct server *srv)
 	json_object_set_new(rec, "ts", json_string(ts));
 	json_object_set_new(rec, "synchronous_commit", json_string(srv->sync));
 	json_object_set_new(rec, "server_version", json_string(srv->version));
-	line = json_dumps(rec, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	line = json_dumps(rec, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10));
 	if (line)
 		printf("%s\n", line);
 	fflush(stdout);
@@ -1171,7 +1171,7 @@ static bool parse_num(const char *opt, const char *arg, double lo, double hi, do
 	char *end;
 	double v = strtod(arg, &end);
 	if (*arg == '\0' || *end != '\0' || !(v >= lo && v <= hi)) {
-		cli_error("bench", "--%s wants a number from %g to %g, got \"%s\"", opt, lo, hi, arg);
+		cli_error("bench", "--%s wants a number from %.10g to %.10g, got \"%s\"", opt, lo, hi, arg);
 		return false;
 	}
 	*ret = v;
