@@ -19,6 +19,7 @@
 #include "engine_int.h"
 #include "error.h"
 #include "log.h"
+#include "schedule.h"
 
 /* Restart back-off of a worker that keeps dying: 100 ms doubling to 30 s,
  * reset once a worker has lived this long. */
@@ -353,6 +354,8 @@ static void upkeep(struct supervisor *s)
 	free(v);
 	lote__db_try(s->conn,
 		"DELETE FROM lote.workers WHERE heartbeat_at < now() - " STALE_WORKER_SQL);
+	if (lote__schedule_tick(s->conn, &err) < 0)
+		log_error("scheduled routines: %s", err.message);
 }
 
 static int slot_of(struct supervisor *s, pid_t pid)
