@@ -211,6 +211,16 @@ LOTE_MUSTCHECK int lote_ctx_enqueue(lote_ctx *ctx, const char *type,
                                     json_t *data, json_t *options,
                                     int64_t *ret_id, lote_error *err);
 
+/* Creates a batch in the handler's transaction (see lote.batch in
+ * docs/sql.md): commands is a JSON array of {"type", "data", option keys of
+ * lote.enqueue} objects, next the follow-up object or NULL (both borrowed).
+ * The follow-up is released, exactly once, when every member succeeded. The
+ * handler's command (or event) is recorded as the batch's origin; the
+ * institution is the handler's. ret_batch_id may be NULL. */
+LOTE_MUSTCHECK int lote_ctx_batch(lote_ctx *ctx, const char *type,
+                                  json_t *commands, json_t *next,
+                                  int64_t *ret_batch_id, lote_error *err);
+
 /* Marks the handler failed with a formatted message and returns
  * LOTE_EHANDLER, so `return lote_ctx_fail(ctx, "...");` is the idiom. */
 int lote_ctx_fail(lote_ctx *ctx, const char *fmt, ...) LOTE_PRINTF(2, 3);

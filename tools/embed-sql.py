@@ -13,6 +13,11 @@ for path in sorted(inputs, key=os.path.basename):
         body = f.read()
     lit = ", ".join(str(b) for b in body) + ", 0"
     rows.append((int(m.group(1)), m.group(2), lit))
+listed = {os.path.basename(p) for p in inputs}
+on_disk = {f for f in os.listdir(os.path.dirname(os.path.abspath(inputs[0])))
+           if re.fullmatch(r"\d{3}_.*\.sql", f)}
+if on_disk - listed:
+    sys.exit(f"embed-sql: {sorted(on_disk - listed)} not listed in sql/meson.build")
 versions = [r[0] for r in rows]
 if versions != list(range(1, len(rows) + 1)):
     sys.exit(f"embed-sql: migrations must be numbered 001.. without gaps, got {versions}")

@@ -109,11 +109,14 @@ PGconn *lote_ctx_conn(lote_ctx *ctx)
 	return tx->conn;
 }
 
-int lote_ctx_enqueue(lote_ctx *ctx, const char *type, json_t *data,
-                     json_t *options, int64_t *ret_id, lote_error *err)
+/* Runs a lote.* SQL function returning an id on the handler's connection,
+ * with two JSON arguments encoded from a and b (NULL: given as a_null /
+ * SQL NULL). */
+static int call_id(lote_ctx *ctx, const char *sql, const char *type, json_t *a,
+                   const char *a_null, json_t *b, int64_t *ret_id, lote_error *err)
 {
 	PGconn *conn = lote_ctx_conn(ctx);
-	char *data_text = NULL, *opts_text = NULL, *id = NULL;
+	char *a_text = NULL, *b_text = NULL, *id = NULL;
 	const char *params[4];
 	int rc;
 
@@ -121,26 +124,46 @@ int lote_ctx_enqueue(lote_ctx *ctx, const char *type, json_t *data,
 		return lote__fail(err, LOTE_ESTATE, "%s",
 		                  ctx->failure ? ctx->failure : "no transaction");
 	if (!type)
-		return lote__fail(err, LOTE_EINVAL, "enqueue: type is NULL");
-	data_text = data ? json_dumps(data, JSON_COMPACT | JSON_ENCODE_ANY) : strdup("{}");
-	opts_text = options ? json_dumps(options, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
-	if (!data_text || (options && !opts_text)) {
-		rc = lote__fail(err, LOTE_ENOMEM, "enqueue: cannot encode the payload");
+		return lote__fail(err, LOTE_EINVAL, "type is NULL");
+	a_text = a ? json_dumps(a, JSON_COMPACT | JSON_ENCODE_ANY) : (a_null ? strdup(a_null) : NULL);
+	b_text = b ? json_dumps(b, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+	if ((a || a_null) && !a_text) {
+		rc = lote__fail(err, LOTE_ENOMEM, "cannot encode the JSON argument");
+		goto out;
+	}
+	if (b && !b_text) {
+		rc = lote__fail(err, LOTE_ENOMEM, "cannot encode the JSON argument");
 		goto out;
 	}
 	params[0] = type;
-	params[1] = data_text;
+	params[1] = a_text;
 	params[2] = ctx->institution;
-	params[3] = opts_text ? opts_text : "{}";
-	rc = lote__db_value(conn, "SELECT lote.enqueue($1, $2::jsonb, $3::uuid, $4::jsonb)",
-	                    4, params, &id, err);
+	params[3] = b_text;
+	rc = lote__db_value(conn, sql, 4, params, &id, err);
 	if (rc == 0 && ret_id)
 		*ret_id = id ? strtoll(id, NULL, 10) : 0;
 out:
 	free(id);
-	free(data_text);
-	free(opts_text);
+	free(a_text);
+	free(b_text);
 	return rc;
+}
+
+int lote_ctx_enqueue(lote_ctx *ctx, const char *type, json_t *data,
+                     json_t *options, int64_t *ret_id, lote_error *err)
+{
+	json_t *empty = options ? NULL : json_object();
+	int rc = call_id(ctx, "SELECT lote.enqueue($1, $2::jsonb, $3::uuid, $4::jsonb)",
+	                 type, data, "{}", options ? options : empty, ret_id, err);
+	json_decref(empty);
+	return rc;
+}
+
+int lote_ctx_batch(lote_ctx *ctx, const char *type, json_t *commands, json_t *next,
+                   int64_t *ret_batch_id, lote_error *err)
+{
+	return call_id(ctx, "SELECT lote.batch($1, $2::jsonb, $4::jsonb, $3::uuid)",
+	               type, commands, "[]", next, ret_batch_id, err);
 }
 
 int lote__ctx_finish(lote_ctx *ctx, int rc, char **ret_error)

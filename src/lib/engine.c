@@ -352,8 +352,14 @@ static void upkeep(struct supervisor *s)
 	else if (v && atoi(v) > 0)
 		log_warn("rescued %s row%s whose lease expired", v, atoi(v) == 1 ? "" : "s");
 	free(v);
+	v = NULL;
 	lote__db_try(s->conn,
 		"DELETE FROM lote.workers WHERE heartbeat_at < now() - " STALE_WORKER_SQL);
+	if (lote__db_value(s->conn, "SELECT lote.batch_sweep()", 0, NULL, &v, &err) < 0)
+		log_error("batch sweep failed: %s", err.message);
+	else if (v && atoi(v) > 0)
+		log_info("completed %s batch%s a worker had left unchecked", v, atoi(v) == 1 ? "" : "es");
+	free(v);
 	if (lote__schedule_tick(s->conn, &err) < 0)
 		log_error("scheduled routines: %s", err.message);
 }

@@ -252,8 +252,46 @@ static int check_item(const json_t *item, size_t i, const char *out,
 	return 0;
 }
 
+/* The "batch" object: type, commands (an array of objects) and next (an
+ * object or null); lote.batch checks each member like lote.enqueue. */
+static int check_batch(const json_t *batch, const char *out, size_t len, lote_error *err)
+{
+	const char *key;
+	json_t *v, *item;
+	size_t i;
+
+	if (!json_is_object(batch))
+		return bad_output(err, out, len, "\"batch\" must be an object, got %s", json_kind(batch));
+	json_object_foreach((json_t *)batch, key, v) {
+		if (strcmp(key, "type") != 0 && strcmp(key, "commands") != 0 && strcmp(key, "next") != 0)
+			return bad_output(err, out, len,
+			                  "batch: unknown key \"%.64s\" (expected type, commands, next)", key);
+	}
+	v = json_object_get(batch, "type");
+	if (!json_is_string(v) || json_string_length(v) == 0)
+		return bad_output(err, out, len, "batch.type must be a non-empty string, got %s",
+		                  v ? json_kind(v) : "nothing");
+	v = json_object_get(batch, "commands");
+	if (!json_is_array(v))
+		return bad_output(err, out, len, "batch.commands must be an array, got %s",
+		                  v ? json_kind(v) : "nothing");
+	if (json_array_size(v) > LOTE_EXEC_ENQUEUE_MAX)
+		return bad_output(err, out, len, "batch.commands has %zu items, over the limit of %d",
+		                  json_array_size(v), LOTE_EXEC_ENQUEUE_MAX);
+	json_array_foreach(v, i, item) {
+		if (!json_is_object(item))
+			return bad_output(err, out, len, "batch.commands[%zu] must be an object, got %s",
+			                  i, json_kind(item));
+	}
+	v = json_object_get(batch, "next");
+	if (v && !json_is_object(v) && !json_is_null(v))
+		return bad_output(err, out, len, "batch.next must be an object or null, got %s",
+		                  json_kind(v));
+	return 0;
+}
+
 int lote__exec_parse_output(const char *out, size_t len, json_t **ret_enqueue,
-                            lote_error *err)
+                            json_t **ret_batch, lote_error *err)
 {
 	json_t *root = NULL, *list, *item;
 	json_error_t jerr;
@@ -265,6 +303,7 @@ int lote__exec_parse_output(const char *out, size_t len, json_t **ret_enqueue,
 		i++;
 	if (i == len) {
 		*ret_enqueue = NULL;
+		*ret_batch = NULL;
 		return 0;
 	}
 	if (memchr(out, '\0', len))
@@ -278,14 +317,15 @@ int lote__exec_parse_output(const char *out, size_t len, json_t **ret_enqueue,
 		goto fail;
 	}
 	json_object_foreach(root, key, item) {
-		if (strcmp(key, "enqueue") == 0)
+		if (strcmp(key, "enqueue") == 0 || strcmp(key, "batch") == 0)
 			continue;
-		if (strcmp(key, "batch") == 0)
-			rc = bad_output(err, out, len, "\"batch\" is not supported yet");
-		else
-			rc = bad_output(err, out, len, "unknown key \"%.64s\" (expected \"enqueue\")", key);
+		rc = bad_output(err, out, len,
+		                "unknown key \"%.64s\" (expected \"enqueue\" and/or \"batch\")", key);
 		goto fail;
 	}
+	if (json_object_get(root, "batch") &&
+	    (rc = check_batch(json_object_get(root, "batch"), out, len, err)) < 0)
+		goto fail;
 	list = json_object_get(root, "enqueue");
 	if (list && !json_is_array(list)) {
 		rc = bad_output(err, out, len, "\"enqueue\" must be an array, got %s", json_kind(list));
@@ -301,6 +341,7 @@ int lote__exec_parse_output(const char *out, size_t len, json_t **ret_enqueue,
 			goto fail;
 	}
 	*ret_enqueue = list && json_array_size(list) > 0 ? json_incref(list) : NULL;
+	*ret_batch = json_incref(json_object_get(root, "batch"));
 	json_decref(root);
 	return 0;
 fail:
@@ -890,7 +931,7 @@ int lote__exec_handler(lote_ctx *ctx, void *udata)
 	lote_error err = { 0 };
 	struct env env = { 0 };
 	lote__exec_result r = { 0 };
-	json_t *items = NULL;
+	json_t *items = NULL, *batch = NULL;
 	char *input = NULL, *msg = NULL;
 	int rc;
 
@@ -909,14 +950,22 @@ int lote__exec_handler(lote_ctx *ctx, void *udata)
 		rc = lote_ctx_fail(ctx, "%s", msg);
 		goto done;
 	}
-	if (lote__exec_parse_output(r.out, r.out_len, &items, &err) < 0) {
+	if (lote__exec_parse_output(r.out, r.out_len, &items, &batch, &err) < 0) {
 		lote__exec_sanitize(err.message, strlen(err.message));
 		rc = lote_ctx_fail(ctx, "%s", err.message);
 		goto done;
 	}
 	rc = items ? enqueue_all(ctx, items) : 0;
+	if (rc == 0 && batch) {
+		json_t *next = json_object_get(batch, "next");
+		if (lote_ctx_batch(ctx, json_string_value(json_object_get(batch, "type")),
+		                   json_object_get(batch, "commands"),
+		                   json_is_null(next) ? NULL : next, NULL, &err) < 0)
+			rc = lote_ctx_fail(ctx, "batch from handler output: %s", err.message);
+	}
 done:
 	json_decref(items);
+	json_decref(batch);
 	lote__exec_result_done(&r);
 	env_free(&env);
 	free(input);

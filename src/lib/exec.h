@@ -68,12 +68,16 @@ bool lote__exec_result_ok(const lote__exec_result *r, int64_t timeout_ms,
                           char *buf, size_t len);
 
 /* Checks what a program printed on stdout: nothing (only whitespace), or
- * {"enqueue":[{"type":…, "data":{…}, "options":{…}, "institution_id":…}]}.
- * *ret_enqueue gets the enqueue array (caller-owned, json_decref), or NULL
- * when there is nothing to enqueue. Errors are LOTE_EINVAL with a message
- * "invalid handler output: <why>" quoting the start of the output. */
+ * an object with "enqueue":[{"type":…, "data":{…}, "options":{…},
+ * "institution_id":…}] and/or "batch":{"type":…, "commands":[…],
+ * "next":{…}}. *ret_enqueue gets the enqueue array and *ret_batch the batch
+ * object (caller-owned, json_decref), each NULL when absent (or, for
+ * enqueue, empty). Errors are LOTE_EINVAL with a message "invalid handler
+ * output: <why>" quoting the start of the output; the outputs are then
+ * untouched. The batch's members are checked by lote.batch itself. */
 LOTE_MUSTCHECK int lote__exec_parse_output(const char *out, size_t len,
                                            json_t **ret_enqueue,
+                                           json_t **ret_batch,
                                            lote_error *err);
 
 /* Replaces what is not valid UTF-8 (and NUL bytes) in s[0..len) by '?', in

@@ -120,14 +120,20 @@ static int prepare_all(struct worker *w, lote_error *err)
 		"WITH c AS ("
 		"  SELECT id FROM lote.commands"
 		"  WHERE status = 'pending' AND run_at <= now() AND type = ANY ($1::text[])%s"
-		"  ORDER BY priority, run_at, id LIMIT $2 FOR UPDATE SKIP LOCKED)"
-		" UPDATE lote.commands t SET status = 'processing', attempt = t.attempt + 1,"
+		"  ORDER BY priority, run_at, id LIMIT $2 FOR UPDATE SKIP LOCKED),"
+		" t AS (UPDATE lote.commands t SET status = 'processing', attempt = t.attempt + 1,"
 		"  started_at = clock_timestamp(),"
 		"  lease_until = clock_timestamp() + $3::bigint * interval '1 millisecond',"
 		"  worker_id = $4"
-		" FROM c WHERE t.id = c.id"
-		" RETURNING t.id, t.type, t.institution_id, t.data, t.attempt, t.max_attempts,"
-		"  t.event_id, t.parent_id, t.original_id, t.batch_id, t.priority, t.run_at",
+		"  FROM c WHERE t.id = c.id"
+		"  RETURNING t.id, t.type, t.institution_id, t.data, t.attempt, t.max_attempts,"
+		"   t.event_id, t.parent_id, t.original_id, t.batch_id, t.priority, t.run_at),"
+		/* A batch turns processing when its first member is claimed; later
+		 * claims find it no longer pending and touch nothing. */
+		" b AS (UPDATE lote.batches SET status = 'processing', started_at = clock_timestamp()"
+		"  WHERE id IN (SELECT batch_id FROM t WHERE batch_id IS NOT NULL)"
+		"   AND status = 'pending')"
+		" SELECT * FROM t",
 		queue_filter);
 	if ((rc = prepare(w, "claim_c", sql, err)) < 0)
 		return rc;
@@ -371,6 +377,43 @@ static const char *table_of(lote_kind kind)
 	return kind == LOTE_COMMAND ? "lote.commands" : "lote.events";
 }
 
+/* After members of batches committed: completes the batches whose members
+ * are all done (releasing their follow-ups) or marks them failed. Runs after
+ * the commit, in its own transaction, so whoever commits the last member
+ * sees every member done; lote.batch_check lets only one caller release.
+ * If this worker dies before it runs, the supervisor's sweep does it. */
+static void batch_check(struct worker *w, struct row *rows, int n)
+{
+	char list[4096];
+	size_t off = 0;
+	int found = 0;
+	const char *params[1] = { list };
+	PGresult *res;
+
+	off += snprintf(list, sizeof(list), "{");
+	for (int i = 0; i < n && off < sizeof(list) - 24; i++) {
+		int64_t b = rows[i].ctx.batch_id;
+		bool seen = false;
+		if (!b || !rows[i].ran)
+			continue;
+		for (int j = 0; j < i && !seen; j++)
+			seen = rows[j].ran && rows[j].ctx.batch_id == b;
+		if (seen)
+			continue;
+		off += snprintf(list + off, sizeof(list) - off, "%s%lld", found ? "," : "", (long long)b);
+		found++;
+	}
+	snprintf(list + off, sizeof(list) - off, "}");
+	if (found == 0)
+		return;
+	res = PQexecParams(w->conn, "SELECT lote.batch_check($1::bigint[])", 1, NULL, params,
+	                   NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK)
+		log_warn("batch check failed (the supervisor's sweep will redo it): %s",
+		         PQresultErrorMessage(res));
+	PQclear(res);
+}
+
 static void committed(struct worker *w, lote_kind kind, int n)
 {
 	if (n > 0 && w->e->opts.on_committed)
@@ -431,6 +474,7 @@ static int run_alone(struct worker *w, lote_kind kind, struct row *rows, int n)
 			goto fail;
 		w->tx.open = false;
 		committed(w, kind, count);
+		batch_check(w, r, 1);
 		continue;
 fail:
 		log_error("%s %s: %s", kind == LOTE_COMMAND ? "command" : "event", id, err.message);
@@ -538,6 +582,7 @@ static int run_group(struct worker *w, lote_kind kind)
 		for (int i = 0; i < n; i++)
 			ran += rows[i].ran;
 		committed(w, kind, ran);
+		batch_check(w, rows, n);
 	}
 	if (redo) {
 		if (w->tx.open || PQtransactionStatus(w->conn) != PQTRANS_IDLE)

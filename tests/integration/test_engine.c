@@ -17,29 +17,10 @@ static char *db; /* conninfo of the current test's database */
 
 /* ---- handlers ------------------------------------------------------- */
 
-static int exec_sql(lote_ctx *ctx, const char *sql, int n, const char *const *params)
-{
-	PGconn *c = lote_ctx_conn(ctx);
-	PGresult *res;
-	int ok;
-	if (!c)
-		return LOTE_EDB;
-	res = PQexecParams(c, sql, n, NULL, params, NULL, NULL, 0);
-	ok = PQresultStatus(res) == PGRES_COMMAND_OK || PQresultStatus(res) == PGRES_TUPLES_OK;
-	PQclear(res);
-	return ok ? 0 : lote_ctx_fail(ctx, "sql failed: %s", PQerrorMessage(c));
-}
-
-/* Records its run: kind, id, attempt, and the worker's pid. */
 static int h_record(lote_ctx *ctx, void *udata)
 {
-	char id[24], attempt[16], pid[16];
-	const char *p[4] = { lote_ctx_kind(ctx) == LOTE_COMMAND ? "command" : "event", id, attempt, pid };
 	(void)udata;
-	snprintf(id, sizeof(id), "%lld", (long long)lote_ctx_id(ctx));
-	snprintf(attempt, sizeof(attempt), "%d", lote_ctx_attempt(ctx));
-	snprintf(pid, sizeof(pid), "%d", (int)getpid());
-	return exec_sql(ctx, "INSERT INTO runs (kind, id, attempt, pid) VALUES ($1, $2, $3, $4)", 4, p);
+	return tl_record_run(ctx);
 }
 
 /* Writes, then fails: its write must not survive. */
@@ -128,43 +109,32 @@ struct engine_cfg {
 	bool no_shared_tx;
 };
 
+static void register_all(lote_engine *e)
+{
+	tl_on_command(e, "Record", h_record, NULL, 0);
+	tl_on_command(e, "WriteThenFail", h_write_then_fail, NULL, 0);
+	tl_on_command(e, "SqlError", h_sql_error, NULL, 0);
+	tl_on_command(e, "Chain", h_chain, NULL, 0);
+	tl_on_command(e, "Slow", h_slow, NULL, 0);
+	tl_on_command(e, "Crash", h_crash, NULL, 0);
+	tl_on_command(e, "Hang", h_hang, NULL, 500);
+	tl_on_event(e, "Created", h_fan, "first");
+	tl_on_event(e, "Created", h_fan, "second");
+	tl_on_event(e, "Broken", h_fan, "first");
+	tl_on_event(e, "Broken", h_fail, NULL);
+}
+
 static pid_t start_engine(const struct engine_cfg *cfg)
 {
-	pid_t pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		lote_engine_options o;
-		lote_engine *e = NULL;
-		lote_error err = { 0 };
-		lote_engine_options_init(&o);
-		o.conninfo = db;
-		o.workers = cfg && cfg->workers ? cfg->workers : 2;
-		o.batch = cfg && cfg->batch ? cfg->batch : 100;
-		o.poll_ms = cfg && cfg->poll_ms ? cfg->poll_ms : 1000;
-		o.grace_ms = 10000;
-		o.listen = !(cfg && cfg->no_listen);
-		o.shared_tx = !(cfg && cfg->no_shared_tx);
-		if (lote_engine_new(&o, &e, &err) < 0 ||
-		    lote_engine_on_command(e, "Record", h_record, NULL, NULL, &err) < 0 ||
-		    lote_engine_on_command(e, "WriteThenFail", h_write_then_fail, NULL, NULL, &err) < 0 ||
-		    lote_engine_on_command(e, "SqlError", h_sql_error, NULL, NULL, &err) < 0 ||
-		    lote_engine_on_command(e, "Chain", h_chain, NULL, NULL, &err) < 0 ||
-		    lote_engine_on_command(e, "Slow", h_slow, NULL, NULL, &err) < 0 ||
-		    lote_engine_on_command(e, "Crash", h_crash, NULL, NULL, &err) < 0 ||
-		    lote_engine_on_command(e, "Hang", h_hang, NULL,
-		                           &(lote_handler_opts){ .timeout_ms = 500 }, &err) < 0 ||
-		    lote_engine_on_event(e, "Created", h_fan, "first", NULL, &err) < 0 ||
-		    lote_engine_on_event(e, "Created", h_fan, "second", NULL, &err) < 0 ||
-		    lote_engine_on_event(e, "Broken", h_fan, "first", NULL, &err) < 0 ||
-		    lote_engine_on_event(e, "Broken", h_fail, NULL, NULL, &err) < 0 ||
-		    lote_engine_run(e, &err) < 0) {
-			fprintf(stderr, "engine: %s\n", err.message);
-			_exit(1);
-		}
-		lote_engine_free(e);
-		_exit(0);
-	}
-	return pid;
+	lote_engine_options o;
+	lote_engine_options_init(&o);
+	o.workers = cfg && cfg->workers ? cfg->workers : 2;
+	o.batch = cfg && cfg->batch ? cfg->batch : 100;
+	o.poll_ms = cfg && cfg->poll_ms ? cfg->poll_ms : 1000;
+	o.grace_ms = 10000;
+	o.listen = !(cfg && cfg->no_listen);
+	o.shared_tx = !(cfg && cfg->no_shared_tx);
+	return tl_start_engine(db, &o, register_all);
 }
 
 static PGconn *fresh(const char *name)
@@ -173,8 +143,7 @@ static PGconn *fresh(const char *name)
 	free(db);
 	db = tl_fresh_db(name, true);
 	c = tl_connect(db);
-	tl_exec(c, "CREATE TABLE runs (kind text, id bigint, attempt int, pid int,"
-	           " at timestamptz DEFAULT clock_timestamp())");
+	tl_runs_table(c);
 	return c;
 }
 

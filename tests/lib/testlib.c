@@ -301,3 +301,84 @@ char *tl_script(const char *name, const char *body)
 	chmod(p, 0755);
 	return p;
 }
+
+pid_t tl_start_engine(const char *conninfo, const lote_engine_options *opts,
+                      void (*reg)(lote_engine *e))
+{
+	pid_t pid = fork();
+	if (pid < 0)
+		fail_msg("fork: %s", strerror(errno));
+	if (pid == 0) {
+		lote_engine_options o;
+		lote_engine *e = NULL;
+		lote_error err = { 0 };
+		if (opts) {
+			o = *opts;
+		} else {
+			lote_engine_options_init(&o);
+			o.grace_ms = 10000;
+		}
+		o.conninfo = conninfo;
+		if (lote_engine_new(&o, &e, &err) < 0) {
+			fprintf(stderr, "engine: %s\n", err.message);
+			_exit(1);
+		}
+		reg(e);
+		if (lote_engine_run(e, &err) < 0) {
+			fprintf(stderr, "engine: %s\n", err.message);
+			_exit(1);
+		}
+		lote_engine_free(e);
+		_exit(0);
+	}
+	return pid;
+}
+
+void tl_on_command(lote_engine *e, const char *type, lote_handler_fn fn, void *udata,
+                   int timeout_ms)
+{
+	lote_error err = { 0 };
+	lote_handler_opts o = { .timeout_ms = timeout_ms };
+	if (lote_engine_on_command(e, type, fn, udata, &o, &err) < 0) {
+		fprintf(stderr, "register %s: %s\n", type, err.message);
+		_exit(1);
+	}
+}
+
+void tl_on_event(lote_engine *e, const char *type, lote_handler_fn fn, void *udata)
+{
+	lote_error err = { 0 };
+	if (lote_engine_on_event(e, type, fn, udata, NULL, &err) < 0) {
+		fprintf(stderr, "register %s: %s\n", type, err.message);
+		_exit(1);
+	}
+}
+
+int tl_ctx_sql(lote_ctx *ctx, const char *sql, int n, const char *const *params)
+{
+	PGconn *c = lote_ctx_conn(ctx);
+	PGresult *res;
+	int ok;
+	if (!c)
+		return LOTE_EDB;
+	res = PQexecParams(c, sql, n, NULL, params, NULL, NULL, 0);
+	ok = PQresultStatus(res) == PGRES_COMMAND_OK || PQresultStatus(res) == PGRES_TUPLES_OK;
+	PQclear(res);
+	return ok ? 0 : lote_ctx_fail(ctx, "sql failed: %s", PQerrorMessage(c));
+}
+
+int tl_record_run(lote_ctx *ctx)
+{
+	char id[24], attempt[16], pid[16];
+	const char *p[4] = { lote_ctx_kind(ctx) == LOTE_COMMAND ? "command" : "event", id, attempt, pid };
+	snprintf(id, sizeof(id), "%lld", (long long)lote_ctx_id(ctx));
+	snprintf(attempt, sizeof(attempt), "%d", lote_ctx_attempt(ctx));
+	snprintf(pid, sizeof(pid), "%d", (int)getpid());
+	return tl_ctx_sql(ctx, "INSERT INTO runs (kind, id, attempt, pid) VALUES ($1, $2, $3, $4)", 4, p);
+}
+
+void tl_runs_table(PGconn *conn)
+{
+	tl_exec(conn, "CREATE TABLE runs (kind text, id bigint, attempt int, pid int,"
+	              " at timestamptz DEFAULT clock_timestamp())");
+}

@@ -53,4 +53,23 @@ char *tl_tmp_path(const char *name);
 /* Writes an executable shell script and returns its path (malloc'd). */
 char *tl_script(const char *name, const char *body);
 
+/* Runs an engine (supervisor + forked workers) in a child process until
+ * SIGTERM: opts (conninfo taken from conninfo; NULL opts: the defaults with
+ * a 10 s grace) and reg, which registers the handlers. The child exits 0
+ * after a clean stop. */
+pid_t tl_start_engine(const char *conninfo, const lote_engine_options *opts,
+                      void (*reg)(lote_engine *e));
+/* For reg functions: registers or exits the child with a message. */
+void tl_on_command(lote_engine *e, const char *type, lote_handler_fn fn, void *udata,
+                   int timeout_ms);
+void tl_on_event(lote_engine *e, const char *type, lote_handler_fn fn, void *udata);
+
+/* For handlers: runs SQL with parameters on the handler's connection;
+ * returns 0 or fails the handler with the database's message. */
+int tl_ctx_sql(lote_ctx *ctx, const char *sql, int n, const char *const *params);
+/* For handlers: records a run in the table runs(kind, id, attempt, pid, at)
+ * that tl_runs_table creates. */
+int tl_record_run(lote_ctx *ctx);
+void tl_runs_table(PGconn *conn);
+
 #endif

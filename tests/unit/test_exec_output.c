@@ -15,25 +15,37 @@
  * The output parser
  */
 
-static json_t *parse_ok(const char *out)
+/* Parses good output; returns the enqueue list and, if ret_batch is not
+ * NULL, the batch (both caller-owned). */
+static json_t *parse_ok_batch(const char *out, json_t **ret_batch)
 {
 	lote_error err = { 0 };
-	json_t *items = (json_t *)1;
-	int rc = lote__exec_parse_output(out, strlen(out), &items, &err);
+	json_t *items = (json_t *)1, *batch = (json_t *)1;
+	int rc = lote__exec_parse_output(out, strlen(out), &items, &batch, &err);
 	if (rc != 0)
 		fail_msg("parse of %s failed: %s", out, err.message);
+	if (ret_batch)
+		*ret_batch = batch;
+	else
+		json_decref(batch);
 	return items;
+}
+
+static json_t *parse_ok(const char *out)
+{
+	return parse_ok_batch(out, NULL);
 }
 
 /* Asserts the output is rejected with a message containing want. */
 static void parse_bad(const char *out, const char *want)
 {
 	lote_error err = { 0 };
-	json_t *items = (json_t *)1;
-	int rc = lote__exec_parse_output(out, strlen(out), &items, &err);
+	json_t *items = (json_t *)1, *batch = (json_t *)1;
+	int rc = lote__exec_parse_output(out, strlen(out), &items, &batch, &err);
 	assert_int_equal(rc, LOTE_EINVAL);
 	assert_int_equal(err.code, LOTE_EINVAL);
 	assert_ptr_equal(items, (json_t *)1); /* untouched on failure */
+	assert_ptr_equal(batch, (json_t *)1);
 	if (strncmp(err.message, "invalid handler output: ", 24) != 0 || !strstr(err.message, want))
 		fail_msg("for %s: expected \"%s\" in: %s", out, want, err.message);
 }
@@ -74,7 +86,12 @@ static void bad_outputs(void **state)
 	parse_bad("\"done\"", "expected a JSON object, got a string");
 	parse_bad("42", "expected a JSON object, got a number");
 	parse_bad("{\"enqueue\":[],\"extra\":1}", "unknown key \"extra\"");
-	parse_bad("{\"batch\":{}}", "\"batch\" is not supported yet");
+	parse_bad("{\"batch\":[]}", "\"batch\" must be an object, got an array");
+	parse_bad("{\"batch\":{}}", "batch.type must be a non-empty string");
+	parse_bad("{\"batch\":{\"type\":\"B\"}}", "batch.commands must be an array");
+	parse_bad("{\"batch\":{\"type\":\"B\",\"commands\":[1]}}", "batch.commands[0] must be an object");
+	parse_bad("{\"batch\":{\"type\":\"B\",\"commands\":[],\"next\":[]}}", "batch.next must be an object or null");
+	parse_bad("{\"batch\":{\"type\":\"B\",\"commands\":[],\"then\":{}}}", "batch: unknown key \"then\"");
 	parse_bad("{\"enqueue\":{\"type\":\"A\"}}", "\"enqueue\" must be an array, got an object");
 	parse_bad("{\"enqueue\":[1]}", "enqueue[0] must be an object, got a number");
 	parse_bad("{\"enqueue\":[{\"type\":\"A\"},{\"data\":{}}]}", "enqueue[1] has no \"type\"");
@@ -88,10 +105,31 @@ static void bad_outputs(void **state)
 	parse_bad("{\"enqueue\":[{\"type\":\"A\",\"queue\":\"q\"}]}", "enqueue[0]: unknown key \"queue\"");
 }
 
+static void valid_batch(void **state)
+{
+	json_t *batch = NULL;
+	json_t *items = parse_ok_batch(
+		"{\"batch\":{\"type\":\"Emails\",\"commands\":[{\"type\":\"Send\",\"data\":{\"to\":1},"
+		"\"max_attempts\":2}],\"next\":{\"type\":\"Notify\"}},"
+		"\"enqueue\":[{\"type\":\"Audit\"}]}", &batch);
+	(void)state;
+	assert_int_equal(json_array_size(items), 1);
+	assert_non_null(batch);
+	assert_string_equal(json_string_value(json_object_get(batch, "type")), "Emails");
+	assert_int_equal(json_array_size(json_object_get(batch, "commands")), 1);
+	json_decref(items);
+	json_decref(batch);
+	/* alone, empty, and with a null follow-up */
+	items = parse_ok_batch("{\"batch\":{\"type\":\"E\",\"commands\":[],\"next\":null}}", &batch);
+	assert_null(items);
+	assert_non_null(batch);
+	json_decref(batch);
+}
+
 static void excerpt_in_message(void **state)
 {
 	lote_error err = { 0 };
-	json_t *items = NULL;
+	json_t *items = NULL, *batch = NULL;
 	char big[4096];
 	(void)state;
 
@@ -99,18 +137,18 @@ static void excerpt_in_message(void **state)
 	parse_bad("oops\nline two", "(stdout was: oops line two)");
 	memset(big, 'x', sizeof(big) - 1);
 	big[sizeof(big) - 1] = '\0';
-	assert_int_equal(lote__exec_parse_output(big, strlen(big), &items, &err), LOTE_EINVAL);
+	assert_int_equal(lote__exec_parse_output(big, strlen(big), &items, &batch, &err), LOTE_EINVAL);
 	assert_non_null(strstr(err.message, "xxx..."));
 	assert_true(strlen(err.message) < 400);
 	/* A NUL byte in the output is an error, not a truncation. */
-	assert_int_equal(lote__exec_parse_output("{}\0{}", 5, &items, &err), LOTE_EINVAL);
+	assert_int_equal(lote__exec_parse_output("{}\0{}", 5, &items, &batch, &err), LOTE_EINVAL);
 	assert_non_null(strstr(err.message, "NUL byte"));
 }
 
 static void too_many_items(void **state)
 {
 	lote_error err = { 0 };
-	json_t *items = NULL, *root = json_object(), *list = json_array();
+	json_t *items = NULL, *batch = NULL, *root = json_object(), *list = json_array();
 	char *text;
 	(void)state;
 
@@ -118,7 +156,7 @@ static void too_many_items(void **state)
 		json_array_append_new(list, json_pack("{s:s}", "type", "A"));
 	json_object_set_new(root, "enqueue", list);
 	text = json_dumps(root, JSON_COMPACT);
-	assert_int_equal(lote__exec_parse_output(text, strlen(text), &items, &err), LOTE_EINVAL);
+	assert_int_equal(lote__exec_parse_output(text, strlen(text), &items, &batch, &err), LOTE_EINVAL);
 	assert_non_null(strstr(err.message, "over the limit"));
 	free(text);
 	json_decref(root);
@@ -312,6 +350,7 @@ int main(void)
 		cmocka_unit_test(empty_output),
 		cmocka_unit_test(valid_enqueue),
 		cmocka_unit_test(bad_outputs),
+		cmocka_unit_test(valid_batch),
 		cmocka_unit_test(excerpt_in_message),
 		cmocka_unit_test(too_many_items),
 		cmocka_unit_test(sanitize),
