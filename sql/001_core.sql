@@ -229,54 +229,62 @@ BEGIN
 END
 $$;
 
--- Enqueues a command in the caller's transaction. A NULL institution means
--- system work (stored as the nil UUID).
-CREATE FUNCTION lote.enqueue(type text, data jsonb DEFAULT '{}',
-                             institution_id uuid DEFAULT NULL,
-                             options jsonb DEFAULT '{}')
+-- When a command with these (checked) options may run.
+CREATE FUNCTION lote.option_run_at(o jsonb) RETURNS timestamptz
+LANGUAGE sql STABLE AS $$
+	SELECT CASE WHEN o ? 'run_at' THEN (o->>'run_at')::timestamptz
+	            WHEN o ? 'delay_ms' THEN now() + (o->>'delay_ms')::numeric * interval '1 millisecond'
+	            ELSE now() END
+$$;
+
+-- Checks and inserts one command; fn names the caller in error messages.
+-- Lineage comes from the handler's transaction settings (see
+-- lote.current_id). The one path for single commands: lote.enqueue, a
+-- batch's follow-up.
+CREATE FUNCTION lote.insert_command(fn text, type text, data jsonb, institution uuid,
+                                    options jsonb, status text, batch bigint)
 RETURNS bigint
 LANGUAGE plpgsql AS $$
 DECLARE
 	o jsonb;
 	new_id bigint;
 BEGIN
-	PERFORM lote.check_type('lote.enqueue', type);
-	PERFORM lote.check_payload('lote.enqueue', data);
-	o := lote.check_options('lote.enqueue', options);
-	INSERT INTO lote.commands (institution_id, type, data, queue, priority,
-	                           max_attempts, run_at, event_id, parent_id)
-	VALUES (coalesce(enqueue.institution_id, '00000000-0000-0000-0000-000000000000'),
-	        enqueue.type, enqueue.data,
+	PERFORM lote.check_type(fn, type);
+	PERFORM lote.check_payload(fn, data);
+	o := lote.check_options(fn, options);
+	INSERT INTO lote.commands (institution_id, type, data, status, queue, priority,
+	                           max_attempts, run_at, event_id, parent_id, batch_id)
+	VALUES (coalesce(institution, '00000000-0000-0000-0000-000000000000'),
+	        insert_command.type, insert_command.data, insert_command.status,
 	        coalesce(o->>'queue', 'default'),
 	        coalesce((o->>'priority')::smallint, 0),
 	        coalesce((o->>'max_attempts')::integer, 3),
-	        CASE WHEN o ? 'run_at' THEN (o->>'run_at')::timestamptz
-	             WHEN o ? 'delay_ms' THEN now() + (o->>'delay_ms')::numeric * interval '1 millisecond'
-	             ELSE now() END,
-	        lote.current_id('event_id'), lote.current_id('command_id'))
+	        lote.option_run_at(o),
+	        lote.current_id('event_id'), lote.current_id('command_id'), batch)
 	RETURNING id INTO new_id;
 	RETURN new_id;
 END
 $$;
 
+-- Enqueues a command in the caller's transaction. A NULL institution means
+-- system work (stored as the nil UUID).
+CREATE FUNCTION lote.enqueue(type text, data jsonb DEFAULT '{}',
+                             institution_id uuid DEFAULT NULL,
+                             options jsonb DEFAULT '{}')
+RETURNS bigint
+LANGUAGE sql AS $$
+	SELECT lote.insert_command('lote.enqueue', type, data, institution_id, options,
+	                           'pending', NULL)
+$$;
+
 -- Wake-ups: one NOTIFY per statement (never per row) and only when the
 -- statement made something claimable now. Delayed work is found by the
 -- daemon from run_at, never from memory.
-CREATE FUNCTION lote.notify_commands() RETURNS trigger
+CREATE FUNCTION lote.notify_wakeup() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
 	IF EXISTS (SELECT 1 FROM new_rows WHERE status = 'pending' AND run_at <= now()) THEN
-		PERFORM pg_notify('lote_wakeup', 'c');
-	END IF;
-	RETURN NULL;
-END
-$$;
-
-CREATE FUNCTION lote.notify_events() RETURNS trigger
-LANGUAGE plpgsql AS $$
-BEGIN
-	IF EXISTS (SELECT 1 FROM new_rows WHERE status = 'pending' AND run_at <= now()) THEN
-		PERFORM pg_notify('lote_wakeup', 'e');
+		PERFORM pg_notify('lote_wakeup', TG_ARGV[0]);
 	END IF;
 	RETURN NULL;
 END
@@ -284,10 +292,10 @@ $$;
 
 CREATE TRIGGER commands_notify AFTER INSERT ON lote.commands
 	REFERENCING NEW TABLE AS new_rows
-	FOR EACH STATEMENT EXECUTE FUNCTION lote.notify_commands();
+	FOR EACH STATEMENT EXECUTE FUNCTION lote.notify_wakeup('c');
 CREATE TRIGGER events_notify AFTER INSERT ON lote.events
 	REFERENCING NEW TABLE AS new_rows
-	FOR EACH STATEMENT EXECUTE FUNCTION lote.notify_events();
+	FOR EACH STATEMENT EXECUTE FUNCTION lote.notify_wakeup('e');
 
 -- Backoff before the next attempt of a failed row (attempt = the one that
 -- just failed): 1 s, 2 s, 4 s … capped at 1 h. Per-type policies replace it.
@@ -316,6 +324,36 @@ WHERE e.status = 'pending'
   AND NOT EXISTS (SELECT 1 FROM live w WHERE e.type = ANY (w.event_types))
 GROUP BY e.type;
 
+-- Gives claimed rows of tbl (lote.commands or lote.events) back. With a
+-- reason, each counts as a failed attempt: back to pending after the
+-- back-off, or error when its attempts are spent. Without one (NULL), they
+-- did nothing wrong: back to pending untouched, the attempt undone.
+CREATE FUNCTION lote.give_back(tbl regclass, ids bigint[], reason text) RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+	n integer;
+BEGIN
+	IF reason IS NULL THEN
+		EXECUTE format('UPDATE %s SET status = ''pending'', attempt = attempt - 1,'
+		               ' started_at = NULL, lease_until = NULL, worker_id = NULL'
+		               ' WHERE id = ANY ($1) AND status = ''processing''', tbl)
+		USING ids;
+	ELSE
+		EXECUTE format('UPDATE %s SET'
+		               '  status = CASE WHEN attempt < max_attempts THEN ''pending'' ELSE ''error'' END,'
+		               '  run_at = CASE WHEN attempt < max_attempts THEN now() + lote.retry_delay(attempt) ELSE run_at END,'
+		               '  finished_at = CASE WHEN attempt < max_attempts THEN NULL ELSE now() END,'
+		               '  duration = CASE WHEN attempt < max_attempts THEN NULL ELSE now() - started_at END,'
+		               '  error = format(''attempt %%s: %%s'', attempt, $2),'
+		               '  lease_until = NULL, worker_id = NULL'
+		               ' WHERE id = ANY ($1) AND status = ''processing''', tbl)
+		USING ids, reason;
+	END IF;
+	GET DIAGNOSTICS n = ROW_COUNT;
+	RETURN n;
+END
+$$;
+
 -- Returns claimed work whose lease expired to the queue: its claimant is
 -- gone (host lost, connection cut) or stuck. It counts as a failed
 -- attempt, so a row that takes its worker down every time ends in error
@@ -325,88 +363,46 @@ GROUP BY e.type;
 -- completion can never be overwritten.
 CREATE FUNCTION lote.rescue(reason text DEFAULT 'lease expired')
 RETURNS integer
-LANGUAGE plpgsql AS $$
-DECLARE
-	n integer;
-	m integer;
-BEGIN
-	UPDATE lote.commands c SET
-		status = CASE WHEN c.attempt < c.max_attempts THEN 'pending' ELSE 'error' END,
-		run_at = CASE WHEN c.attempt < c.max_attempts THEN now() + lote.retry_delay(c.attempt) ELSE c.run_at END,
-		finished_at = CASE WHEN c.attempt < c.max_attempts THEN NULL ELSE now() END,
-		duration = CASE WHEN c.attempt < c.max_attempts THEN NULL ELSE now() - c.started_at END,
-		error = format('attempt %s: %s', c.attempt, reason),
-		lease_until = NULL, worker_id = NULL
-	WHERE c.id IN (SELECT id FROM lote.commands
-	               WHERE status = 'processing' AND lease_until < now()
-	               FOR UPDATE SKIP LOCKED);
-	GET DIAGNOSTICS n = ROW_COUNT;
-	UPDATE lote.events e SET
-		status = CASE WHEN e.attempt < e.max_attempts THEN 'pending' ELSE 'error' END,
-		run_at = CASE WHEN e.attempt < e.max_attempts THEN now() + lote.retry_delay(e.attempt) ELSE e.run_at END,
-		finished_at = CASE WHEN e.attempt < e.max_attempts THEN NULL ELSE now() END,
-		duration = CASE WHEN e.attempt < e.max_attempts THEN NULL ELSE now() - e.started_at END,
-		error = format('attempt %s: %s', e.attempt, reason),
-		lease_until = NULL, worker_id = NULL
-	WHERE e.id IN (SELECT id FROM lote.events
-	               WHERE status = 'processing' AND lease_until < now()
-	               FOR UPDATE SKIP LOCKED);
-	GET DIAGNOSTICS m = ROW_COUNT;
-	RETURN n + m;
-END
+LANGUAGE sql AS $$
+	SELECT lote.give_back('lote.commands', ARRAY(
+	           SELECT id FROM lote.commands WHERE status = 'processing' AND lease_until < now()
+	           FOR UPDATE SKIP LOCKED), reason)
+	     + lote.give_back('lote.events', ARRAY(
+	           SELECT id FROM lote.events WHERE status = 'processing' AND lease_until < now()
+	           FOR UPDATE SKIP LOCKED), reason)
 $$;
 
 -- A worker process of a known host died (crash, kill -9, a handler past its
 -- timeout). The row it was running (current_kind/current_id, when known)
 -- fails with reason, counting its attempt; the other rows it had claimed
--- but not started go back to the queue untouched, since they did nothing
--- wrong. Locked rows are skipped, as in lote.rescue.
+-- but not started go back untouched, since they did nothing wrong. Locked
+-- rows are skipped, as in lote.rescue; the worker's row goes once nothing
+-- it claimed is left.
 CREATE FUNCTION lote.worker_lost(lost_worker bigint, current_kind text, current_id bigint, reason text)
 RETURNS integer
 LANGUAGE plpgsql AS $$
 DECLARE
-	n integer;
-	m integer;
-	k integer;
-	k2 integer;
+	n integer := 0;
+	tbl regclass;
+	kind text;
+	ids bigint[];
 BEGIN
-	UPDATE lote.commands c SET
-		status = CASE WHEN c.attempt < c.max_attempts THEN 'pending' ELSE 'error' END,
-		run_at = CASE WHEN c.attempt < c.max_attempts THEN now() + lote.retry_delay(c.attempt) ELSE c.run_at END,
-		finished_at = CASE WHEN c.attempt < c.max_attempts THEN NULL ELSE now() END,
-		duration = CASE WHEN c.attempt < c.max_attempts THEN NULL ELSE now() - c.started_at END,
-		error = format('attempt %s: %s', c.attempt, reason),
-		lease_until = NULL, worker_id = NULL
-	WHERE current_kind = 'command' AND c.id = current_id
-	  AND c.id IN (SELECT id FROM lote.commands WHERE id = current_id AND status = 'processing'
-	                 AND worker_id = lost_worker FOR UPDATE SKIP LOCKED);
-	GET DIAGNOSTICS k2 = ROW_COUNT;
-	UPDATE lote.events e SET
-		status = CASE WHEN e.attempt < e.max_attempts THEN 'pending' ELSE 'error' END,
-		run_at = CASE WHEN e.attempt < e.max_attempts THEN now() + lote.retry_delay(e.attempt) ELSE e.run_at END,
-		finished_at = CASE WHEN e.attempt < e.max_attempts THEN NULL ELSE now() END,
-		duration = CASE WHEN e.attempt < e.max_attempts THEN NULL ELSE now() - e.started_at END,
-		error = format('attempt %s: %s', e.attempt, reason),
-		lease_until = NULL, worker_id = NULL
-	WHERE current_kind = 'event' AND e.id = current_id
-	  AND e.id IN (SELECT id FROM lote.events WHERE id = current_id AND status = 'processing'
-	                 AND worker_id = lost_worker FOR UPDATE SKIP LOCKED);
-	GET DIAGNOSTICS k = ROW_COUNT;
-	UPDATE lote.commands c SET status = 'pending', attempt = c.attempt - 1, started_at = NULL,
-		lease_until = NULL, worker_id = NULL
-	WHERE c.id IN (SELECT id FROM lote.commands WHERE worker_id = lost_worker
-	                 AND status = 'processing' FOR UPDATE SKIP LOCKED);
-	GET DIAGNOSTICS n = ROW_COUNT;
-	UPDATE lote.events e SET status = 'pending', attempt = e.attempt - 1, started_at = NULL,
-		lease_until = NULL, worker_id = NULL
-	WHERE e.id IN (SELECT id FROM lote.events WHERE worker_id = lost_worker
-	                 AND status = 'processing' FOR UPDATE SKIP LOCKED);
-	GET DIAGNOSTICS m = ROW_COUNT;
-	-- Rows still locked stay with the worker row, for the next round or
-	-- the lease rescue; the row goes once nothing refers to it.
+	FOREACH kind IN ARRAY ARRAY['command', 'event'] LOOP
+		tbl := CASE kind WHEN 'command' THEN 'lote.commands' ELSE 'lote.events' END;
+		EXECUTE format('SELECT array_agg(id) FROM (SELECT id FROM %s WHERE worker_id = $1'
+		               ' AND status = ''processing'' FOR UPDATE SKIP LOCKED) s', tbl)
+		INTO ids USING lost_worker;
+		IF ids IS NULL THEN
+			CONTINUE;
+		END IF;
+		IF kind = current_kind AND current_id = ANY (ids) THEN
+			n := n + lote.give_back(tbl, ARRAY[current_id], reason);
+		END IF;
+		n := n + lote.give_back(tbl, ids, NULL);
+	END LOOP;
 	DELETE FROM lote.workers w WHERE w.id = lost_worker
 	  AND NOT EXISTS (SELECT 1 FROM lote.commands WHERE worker_id = lost_worker AND status = 'processing')
 	  AND NOT EXISTS (SELECT 1 FROM lote.events WHERE worker_id = lost_worker AND status = 'processing');
-	RETURN n + m + k + k2;
+	RETURN n;
 END
 $$;

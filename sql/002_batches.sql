@@ -59,9 +59,7 @@ BEGIN
 	       coalesce(o->>'queue', 'default'),
 	       coalesce((o->>'priority')::smallint, 0),
 	       coalesce((o->>'max_attempts')::integer, 3),
-	       CASE WHEN o ? 'run_at' THEN (o->>'run_at')::timestamptz
-	            WHEN o ? 'delay_ms' THEN now() + (o->>'delay_ms')::numeric * interval '1 millisecond'
-	            ELSE now() END,
+	       lote.option_run_at(o),
 	       lote.current_id('event_id'), lote.current_id('command_id'), batch
 	FROM jsonb_array_elements(items) WITH ORDINALITY AS t(e, i),
 	     LATERAL (SELECT lote.check_type(format('%s: command %s', fn, i), e->>'type'),
@@ -86,7 +84,6 @@ DECLARE
 	b bigint;
 	next_id bigint;
 	n integer;
-	o jsonb;
 	empty boolean;
 BEGIN
 	PERFORM lote.check_type('lote.batch', type);
@@ -110,21 +107,10 @@ BEGIN
 		IF jsonb_typeof(next->'type') IS DISTINCT FROM 'string' THEN
 			RAISE EXCEPTION 'lote.batch: next: "type" must be a string' USING ERRCODE = '22023';
 		END IF;
-		PERFORM lote.check_type('lote.batch: next', next->>'type');
-		PERFORM lote.check_payload('lote.batch: next', coalesce(next->'data', '{}'));
-		o := lote.check_options('lote.batch: next', next - 'type' - 'data');
-		INSERT INTO lote.commands (institution_id, type, data, status, queue, priority,
-		                           max_attempts, run_at, event_id, parent_id)
-		VALUES (inst, next->>'type', coalesce(next->'data', '{}'),
-		        CASE WHEN empty THEN 'pending' ELSE 'awaiting' END,
-		        coalesce(o->>'queue', 'default'),
-		        coalesce((o->>'priority')::smallint, 0),
-		        coalesce((o->>'max_attempts')::integer, 3),
-		        CASE WHEN o ? 'run_at' THEN (o->>'run_at')::timestamptz
-		             WHEN o ? 'delay_ms' THEN now() + (o->>'delay_ms')::numeric * interval '1 millisecond'
-		             ELSE now() END,
-		        lote.current_id('event_id'), lote.current_id('command_id'))
-		RETURNING id INTO next_id;
+		next_id := lote.insert_command('lote.batch: next', next->>'type',
+		                               coalesce(next->'data', '{}'), inst,
+		                               next - 'type' - 'data',
+		                               CASE WHEN empty THEN 'pending' ELSE 'awaiting' END, NULL);
 		UPDATE lote.batches SET next_command_id = next_id WHERE id = b;
 	END IF;
 	n := lote.insert_commands('lote.batch', commands, inst, b, 'pending');
