@@ -17,6 +17,8 @@ CREATE TABLE lote.events (
 	run_at         timestamptz NOT NULL DEFAULT now(),
 	lease_until    timestamptz,          -- set while processing
 	worker_id      bigint,               -- lote.workers.id of the claimant
+	original_id    bigint,               -- the event this one reprocesses
+	replaced_by    bigint,               -- the copy that reprocessed it
 	created_at     timestamptz NOT NULL DEFAULT now(),
 	started_at     timestamptz,
 	finished_at    timestamptz,
@@ -53,6 +55,7 @@ CREATE TABLE lote.commands (
 	attempt        integer NOT NULL DEFAULT 0,    -- attempts started
 	max_attempts   integer NOT NULL DEFAULT 3 CHECK (max_attempts >= 1),
 	run_at         timestamptz NOT NULL DEFAULT now(),
+	retry          jsonb,    -- retry policy of this command; NULL: its type's
 	lease_until    timestamptz,
 	worker_id      bigint,
 	event_id       bigint,   -- lineage: the event whose handler enqueued it
@@ -90,7 +93,9 @@ CREATE TABLE lote.workers (
 	heartbeat_at  timestamptz NOT NULL DEFAULT now(),
 	queues        text[],            -- NULL: every queue
 	command_types text[] NOT NULL DEFAULT '{}',
-	event_types   text[] NOT NULL DEFAULT '{}'
+	event_types   text[] NOT NULL DEFAULT '{}',
+	current_command_id bigint,       -- what it runs now (refreshed by the heartbeat)
+	current_event_id   bigint
 );
 
 -- ---------------------------------------------------------------------
