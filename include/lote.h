@@ -222,8 +222,18 @@ LOTE_MUSTCHECK int lote_ctx_batch(lote_ctx *ctx, const char *type,
                                   int64_t *ret_batch_id, lote_error *err);
 
 /* Marks the handler failed with a formatted message and returns
- * LOTE_EHANDLER, so `return lote_ctx_fail(ctx, "...");` is the idiom. */
+ * LOTE_EHANDLER, so `return lote_ctx_fail(ctx, "...");` is the idiom. The
+ * row is retried by its retry policy while attempts remain. */
 int lote_ctx_fail(lote_ctx *ctx, const char *fmt, ...) LOTE_PRINTF(2, 3);
+
+/* Like lote_ctx_fail, but for good: the row ends in error now, whatever
+ * attempts remain (bad input that no retry will fix). */
+int lote_ctx_fail_permanent(lote_ctx *ctx, const char *fmt, ...) LOTE_PRINTF(2, 3);
+
+/* Like lote_ctx_fail, but the next attempt (if any remain) runs after
+ * delay_ms instead of the policy's back-off (a rate limit said when). */
+int lote_ctx_retry_in(lote_ctx *ctx, int64_t delay_ms, const char *fmt, ...)
+	LOTE_PRINTF(3, 4);
 
 #ifdef __cplusplus
 }

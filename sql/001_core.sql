@@ -94,9 +94,44 @@ CREATE TABLE lote.workers (
 	queues        text[],            -- NULL: every queue
 	command_types text[] NOT NULL DEFAULT '{}',
 	event_types   text[] NOT NULL DEFAULT '{}',
+	backend_pid   integer,           -- its server process (to end it when the worker dies)
 	current_command_id bigint,       -- what it runs now (refreshed by the heartbeat)
 	current_event_id   bigint
 );
+
+-- Retry policy of each type, as the running daemons registered it (the C
+-- API or the config file). lote.enqueue reads max_attempts from here; a
+-- failure's back-off comes from the command's own `retry`, else from here,
+-- else the default: exponential from 1 s, capped at 1 h, no jitter.
+CREATE TABLE lote.policies (
+	kind         text NOT NULL CHECK (kind IN ('command', 'event')),
+	type         text NOT NULL,
+	max_attempts integer CHECK (max_attempts BETWEEN 1 AND 1000),
+	retry        jsonb,
+	updated_at   timestamptz NOT NULL DEFAULT now(),
+	PRIMARY KEY (kind, type)
+);
+
+-- Every attempt that did not end its row in success: handler errors,
+-- crashes, timeouts, expired leases. With the row itself (which holds its
+-- last attempt) this is the whole history; nothing is overwritten.
+CREATE TABLE lote.attempts (
+	id             bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	kind           text NOT NULL CHECK (kind IN ('command', 'event')),
+	row_id         bigint NOT NULL,   -- lote.commands.id or lote.events.id
+	institution_id uuid NOT NULL,
+	attempt        integer NOT NULL,
+	outcome        text NOT NULL
+	               CHECK (outcome IN ('failed', 'crashed', 'timeout', 'lease_expired')),
+	retry_at       timestamptz,       -- when the next attempt may run; NULL: none
+	worker_id      bigint,
+	host           text,
+	pid            integer,
+	started_at     timestamptz,
+	finished_at    timestamptz,
+	error          text
+);
+CREATE INDEX attempts_row ON lote.attempts (kind, row_id, attempt);
 
 -- ---------------------------------------------------------------------
 -- Settings read by the SQL API (override with ALTER DATABASE … SET).
@@ -178,13 +213,51 @@ BEGIN
 END
 $$;
 
+-- Checks a retry policy: {"strategy": "exponential"|"linear"|"fixed",
+-- "base_ms": N, "max_ms": N, "jitter": 0..1}, every key optional.
+CREATE FUNCTION lote.check_retry(fn text, r jsonb) RETURNS void
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+	k text;
+BEGIN
+	IF jsonb_typeof(r) IS DISTINCT FROM 'object' THEN
+		RAISE EXCEPTION '%: retry must be an object like {"strategy": "exponential", "base_ms": 1000, "max_ms": 60000, "jitter": 0.1}, got %',
+			fn, coalesce(jsonb_typeof(r), 'NULL') USING ERRCODE = '22023';
+	END IF;
+	FOR k IN SELECT jsonb_object_keys(r) LOOP
+		IF k NOT IN ('strategy', 'base_ms', 'max_ms', 'jitter') THEN
+			RAISE EXCEPTION '%: retry: unknown key "%" (allowed: strategy, base_ms, max_ms, jitter)', fn, k
+				USING ERRCODE = '22023';
+		END IF;
+	END LOOP;
+	IF r ? 'strategy' AND coalesce(r->>'strategy', '') NOT IN ('exponential', 'linear', 'fixed') THEN
+		RAISE EXCEPTION '%: retry.strategy must be "exponential", "linear" or "fixed", got %', fn, r->'strategy'
+			USING ERRCODE = '22023';
+	END IF;
+	IF r ? 'base_ms' AND (jsonb_typeof(r->'base_ms') <> 'number' OR (r->>'base_ms')::numeric < 0
+	                      OR (r->>'base_ms')::numeric > 31536000000) THEN
+		RAISE EXCEPTION '%: retry.base_ms must be a number of milliseconds from 0 to one year, got %', fn, r->'base_ms'
+			USING ERRCODE = '22023';
+	END IF;
+	IF r ? 'max_ms' AND (jsonb_typeof(r->'max_ms') <> 'number' OR (r->>'max_ms')::numeric < 0
+	                     OR (r->>'max_ms')::numeric > 31536000000) THEN
+		RAISE EXCEPTION '%: retry.max_ms must be a number of milliseconds from 0 to one year, got %', fn, r->'max_ms'
+			USING ERRCODE = '22023';
+	END IF;
+	IF r ? 'jitter' AND (jsonb_typeof(r->'jitter') <> 'number' OR (r->>'jitter')::numeric NOT BETWEEN 0 AND 1) THEN
+		RAISE EXCEPTION '%: retry.jitter must be a number from 0 to 1, got %', fn, r->'jitter'
+			USING ERRCODE = '22023';
+	END IF;
+END
+$$;
+
 -- Checks an enqueue options object; returns it untouched. One place for the
 -- rules so lote.enqueue and the batch functions reject the same things.
 CREATE FUNCTION lote.check_options(fn text, options jsonb) RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
 	k text;
-	allowed constant text[] := ARRAY['run_at', 'delay_ms', 'max_attempts', 'priority', 'queue'];
+	allowed constant text[] := ARRAY['run_at', 'delay_ms', 'max_attempts', 'priority', 'queue', 'retry'];
 BEGIN
 	IF options IS NULL THEN
 		RETURN '{}'::jsonb;
@@ -230,8 +303,18 @@ BEGIN
 		RAISE EXCEPTION '%: queue must be a name of 1 to 100 letters, digits, "_", ".", ":" or "-", got %', fn, options->'queue'
 			USING ERRCODE = '22023';
 	END IF;
+	IF options ? 'retry' THEN
+		PERFORM lote.check_retry(fn, options->'retry');
+	END IF;
 	RETURN options;
 END
+$$;
+
+-- The max_attempts of a type: its registered policy, else 3.
+CREATE FUNCTION lote.policy_max_attempts(kind text, type text) RETURNS integer
+LANGUAGE sql STABLE AS $$
+	SELECT coalesce((SELECT p.max_attempts FROM lote.policies p
+	                 WHERE p.kind = policy_max_attempts.kind AND p.type = policy_max_attempts.type), 3)
 $$;
 
 -- When a command with these (checked) options may run.
@@ -258,12 +341,13 @@ BEGIN
 	PERFORM lote.check_payload(fn, data);
 	o := lote.check_options(fn, options);
 	INSERT INTO lote.commands (institution_id, type, data, status, queue, priority,
-	                           max_attempts, run_at, event_id, parent_id, batch_id)
+	                           max_attempts, retry, run_at, event_id, parent_id, batch_id)
 	VALUES (coalesce(institution, '00000000-0000-0000-0000-000000000000'),
 	        insert_command.type, insert_command.data, insert_command.status,
 	        coalesce(o->>'queue', 'default'),
 	        coalesce((o->>'priority')::smallint, 0),
-	        coalesce((o->>'max_attempts')::integer, 3),
+	        coalesce((o->>'max_attempts')::integer, lote.policy_max_attempts('command', insert_command.type)),
+	        o->'retry',
 	        lote.option_run_at(o),
 	        lote.current_id('event_id'), lote.current_id('command_id'), batch)
 	RETURNING id INTO new_id;
@@ -302,11 +386,30 @@ CREATE TRIGGER events_notify AFTER INSERT ON lote.events
 	REFERENCING NEW TABLE AS new_rows
 	FOR EACH STATEMENT EXECUTE FUNCTION lote.notify_wakeup('e');
 
--- Backoff before the next attempt of a failed row (attempt = the one that
--- just failed): 1 s, 2 s, 4 s … capped at 1 h. Per-type policies replace it.
-CREATE FUNCTION lote.retry_delay(attempt integer) RETURNS interval
-LANGUAGE sql IMMUTABLE AS $$
-	SELECT least(interval '1 second' * power(2, least(attempt - 1, 20)), interval '1 hour')
+-- The wait before the next attempt of a failed row (attempt = the one that
+-- just failed), by the row's own policy (`retry`), else its type's, else
+-- exponential from 1 s capped at 1 h: exponential base·2^(attempt-1),
+-- linear base·attempt, fixed base; capped at max_ms; then jitter j takes up
+-- to j of it away at random, so retries of many rows spread out.
+CREATE FUNCTION lote.backoff(kind text, type text, attempt integer, retry jsonb)
+RETURNS interval
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+	p jsonb := coalesce(retry, (SELECT pl.retry FROM lote.policies pl
+	                            WHERE pl.kind = backoff.kind AND pl.type = backoff.type), '{}');
+	base numeric := coalesce((p->>'base_ms')::numeric, 1000);
+	cap numeric := coalesce((p->>'max_ms')::numeric, 3600000);
+	jitter numeric := coalesce((p->>'jitter')::numeric, 0);
+	ms numeric;
+BEGIN
+	ms := CASE coalesce(p->>'strategy', 'exponential')
+	      WHEN 'fixed' THEN base
+	      WHEN 'linear' THEN base * attempt
+	      ELSE base * power(2::numeric, least(attempt - 1, 40)) END;
+	ms := least(ms, cap);
+	ms := ms * (1 - jitter * random()::numeric);
+	RETURN ms * interval '1 millisecond';
+END
 $$;
 
 -- Work that waits for a type no live daemon handles (a worker is live when
@@ -330,30 +433,43 @@ WHERE e.status = 'pending'
 GROUP BY e.type;
 
 -- Gives claimed rows of tbl (lote.commands or lote.events) back. With a
--- reason, each counts as a failed attempt: back to pending after the
+-- reason, each counts as a failed attempt (outcome: crashed, timeout or
+-- lease_expired), recorded in lote.attempts: back to pending after its
 -- back-off, or error when its attempts are spent. Without one (NULL), they
 -- did nothing wrong: back to pending untouched, the attempt undone.
-CREATE FUNCTION lote.give_back(tbl regclass, ids bigint[], reason text) RETURNS integer
+CREATE FUNCTION lote.give_back(tbl regclass, ids bigint[], reason text,
+                               outcome text DEFAULT 'crashed') RETURNS integer
 LANGUAGE plpgsql AS $$
 DECLARE
 	n integer;
+	kind text := CASE WHEN tbl = 'lote.commands'::regclass THEN 'command' ELSE 'event' END;
 BEGIN
 	IF reason IS NULL THEN
 		EXECUTE format('UPDATE %s SET status = ''pending'', attempt = attempt - 1,'
 		               ' started_at = NULL, lease_until = NULL, worker_id = NULL'
 		               ' WHERE id = ANY ($1) AND status = ''processing''', tbl)
 		USING ids;
-	ELSE
-		EXECUTE format('UPDATE %s SET'
-		               '  status = CASE WHEN attempt < max_attempts THEN ''pending'' ELSE ''error'' END,'
-		               '  run_at = CASE WHEN attempt < max_attempts THEN now() + lote.retry_delay(attempt) ELSE run_at END,'
-		               '  finished_at = CASE WHEN attempt < max_attempts THEN NULL ELSE now() END,'
-		               '  duration = CASE WHEN attempt < max_attempts THEN NULL ELSE now() - started_at END,'
-		               '  error = format(''attempt %%s: %%s'', attempt, $2),'
-		               '  lease_until = NULL, worker_id = NULL'
-		               ' WHERE id = ANY ($1) AND status = ''processing''', tbl)
-		USING ids, reason;
+		GET DIAGNOSTICS n = ROW_COUNT;
+		RETURN n;
 	END IF;
+	EXECUTE format(
+		'WITH u AS (UPDATE %1$s t SET'
+		'  status = CASE WHEN attempt < max_attempts THEN ''pending'' ELSE ''error'' END,'
+		'  run_at = CASE WHEN attempt < max_attempts'
+		'    THEN now() + lote.backoff($4, type, attempt, %2$s) ELSE run_at END,'
+		'  finished_at = CASE WHEN attempt < max_attempts THEN NULL ELSE now() END,'
+		'  duration = CASE WHEN attempt < max_attempts THEN NULL ELSE now() - started_at END,'
+		'  error = $2, lease_until = NULL'
+		' WHERE id = ANY ($1) AND status = ''processing'''
+		' RETURNING t.*)'
+		' INSERT INTO lote.attempts (kind, row_id, institution_id, attempt, outcome, retry_at,'
+		'  worker_id, host, pid, started_at, finished_at, error)'
+		' SELECT $4, u.id, u.institution_id, u.attempt, $3,'
+		'  CASE WHEN u.status = ''pending'' THEN u.run_at END,'
+		'  u.worker_id, w.host, w.pid, u.started_at, now(), $2'
+		' FROM u LEFT JOIN lote.workers w ON w.id = u.worker_id',
+		tbl, CASE WHEN kind = 'command' THEN 'retry' ELSE 'NULL::jsonb' END)
+	USING ids, reason, outcome, kind;
 	GET DIAGNOSTICS n = ROW_COUNT;
 	RETURN n;
 END
@@ -371,10 +487,10 @@ RETURNS integer
 LANGUAGE sql AS $$
 	SELECT lote.give_back('lote.commands', ARRAY(
 	           SELECT id FROM lote.commands WHERE status = 'processing' AND lease_until < now()
-	           FOR UPDATE SKIP LOCKED), reason)
+	           FOR UPDATE SKIP LOCKED), reason, 'lease_expired')
 	     + lote.give_back('lote.events', ARRAY(
 	           SELECT id FROM lote.events WHERE status = 'processing' AND lease_until < now()
-	           FOR UPDATE SKIP LOCKED), reason)
+	           FOR UPDATE SKIP LOCKED), reason, 'lease_expired')
 $$;
 
 -- A worker process of a known host died (crash, kill -9, a handler past its
@@ -383,7 +499,8 @@ $$;
 -- but not started go back untouched, since they did nothing wrong. Locked
 -- rows are skipped, as in lote.rescue; the worker's row goes once nothing
 -- it claimed is left.
-CREATE FUNCTION lote.worker_lost(lost_worker bigint, current_kind text, current_id bigint, reason text)
+CREATE FUNCTION lote.worker_lost(lost_worker bigint, current_kind text, current_id bigint, reason text,
+                                 outcome text DEFAULT 'crashed')
 RETURNS integer
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -392,6 +509,13 @@ DECLARE
 	kind text;
 	ids bigint[];
 BEGIN
+	-- A statement the worker sent just before it died (a claim, say) may
+	-- still be running on its server process and commit later: end that
+	-- process first (waiting up to 5 s), so what follows sees the final
+	-- state of everything the worker touched.
+	PERFORM pg_terminate_backend(w.backend_pid, 5000)
+	FROM lote.workers w JOIN pg_stat_activity a ON a.pid = w.backend_pid
+	WHERE w.id = lost_worker AND a.application_name LIKE '%worker%';
 	FOREACH kind IN ARRAY ARRAY['command', 'event'] LOOP
 		tbl := CASE kind WHEN 'command' THEN 'lote.commands' ELSE 'lote.events' END;
 		EXECUTE format('SELECT array_agg(id) FROM (SELECT id FROM %s WHERE worker_id = $1'
@@ -401,7 +525,7 @@ BEGIN
 			CONTINUE;
 		END IF;
 		IF kind = current_kind AND current_id = ANY (ids) THEN
-			n := n + lote.give_back(tbl, ARRAY[current_id], reason);
+			n := n + lote.give_back(tbl, ARRAY[current_id], reason, outcome);
 		END IF;
 		n := n + lote.give_back(tbl, ids, NULL);
 	END LOOP;

@@ -19,6 +19,7 @@ void lote__ctx_reset(lote_ctx *ctx, struct lote__tx *tx)
 {
 	memset(ctx, 0, sizeof(*ctx));
 	ctx->tx = tx;
+	ctx->retry_ms = -1;
 }
 
 void lote__ctx_done(lote_ctx *ctx)
@@ -59,18 +60,50 @@ json_t *lote_ctx_data(const lote_ctx *ctx)
 	return c->data;
 }
 
-int lote_ctx_fail(lote_ctx *ctx, const char *fmt, ...)
+static int vfail(lote_ctx *ctx, const char *fmt, va_list ap)
 {
-	va_list ap;
 	char *msg = NULL;
 
-	va_start(ap, fmt);
 	if (vasprintf(&msg, fmt, ap) < 0)
 		msg = NULL;
-	va_end(ap);
 	free(ctx->failure);
 	ctx->failure = msg ? msg : strdup("handler failed (and out of memory)");
 	return LOTE_EHANDLER;
+}
+
+int lote_ctx_fail(lote_ctx *ctx, const char *fmt, ...)
+{
+	va_list ap;
+	int rc;
+
+	va_start(ap, fmt);
+	rc = vfail(ctx, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+int lote_ctx_fail_permanent(lote_ctx *ctx, const char *fmt, ...)
+{
+	va_list ap;
+	int rc;
+
+	va_start(ap, fmt);
+	rc = vfail(ctx, fmt, ap);
+	va_end(ap);
+	ctx->permanent = true;
+	return rc;
+}
+
+int lote_ctx_retry_in(lote_ctx *ctx, int64_t delay_ms, const char *fmt, ...)
+{
+	va_list ap;
+	int rc;
+
+	va_start(ap, fmt);
+	rc = vfail(ctx, fmt, ap);
+	va_end(ap);
+	ctx->retry_ms = delay_ms < 0 ? 0 : delay_ms;
+	return rc;
 }
 
 PGconn *lote_ctx_conn(lote_ctx *ctx)

@@ -297,19 +297,19 @@ static pid_t start_worker(struct supervisor *s, int index)
  * instead of waiting for its leases: the row it was running (kind/id, 0
  * when none) fails with reason; the rest goes back untouched. */
 static void worker_lost(struct supervisor *s, pid_t pid, int kind, int64_t id,
-                        const char *reason)
+                        const char *reason, const char *outcome)
 {
 	char pidtext[16], idtext[24], *v = NULL;
-	const char *params[5] = { s->host, pidtext, kind == LOTE_EVENT ? "event" : "command",
-	                          idtext, reason };
+	const char *params[6] = { s->host, pidtext, kind == LOTE_EVENT ? "event" : "command",
+	                          idtext, reason, outcome };
 	lote_error err = { 0 };
 
 	snprintf(pidtext, sizeof(pidtext), "%d", (int)pid);
 	snprintf(idtext, sizeof(idtext), "%lld", (long long)(kind ? id : 0));
 	if (lote__db_value(s->conn,
-	        "SELECT coalesce(sum(lote.worker_lost(id, $3, $4::bigint, $5)), 0)"
+	        "SELECT coalesce(sum(lote.worker_lost(id, $3, $4::bigint, $5, $6)), 0)"
 	        " FROM lote.workers WHERE host = $1 AND pid = $2::int",
-	        5, params, &v, &err) < 0)
+	        6, params, &v, &err) < 0)
 		log_error("cannot hand back the work of dead worker pid %d: %s", (int)pid, err.message);
 	else if (v && atoi(v) > 0)
 		log_warn("handed back %s row%s of dead worker pid %d%s", v, atoi(v) == 1 ? "" : "s",
@@ -346,7 +346,7 @@ static void upkeep(struct supervisor *s)
 	/* Processes of this host that are gone (a daemon killed with -9 and
 	 * started again): nothing says which row was at fault. */
 	for (int i = 0; i < ndead; i++)
-		worker_lost(s, dead[i], 0, 0, "worker process gone");
+		worker_lost(s, dead[i], 0, 0, "worker process gone", "crashed");
 	if (lote__db_value(s->conn, "SELECT lote.rescue()", 0, NULL, &v, &err) < 0)
 		log_error("lease rescue failed: %s", err.message);
 	else if (v && atoi(v) > 0)
@@ -392,18 +392,19 @@ static void reap(struct supervisor *s, bool stopping)
 		if (WIFSIGNALED(st) && WTERMSIG(st) == SIGALRM) {
 			log_warn("worker %d (pid %d) stopped: %s %lld ran past its timeout", i + 1,
 			         (int)pid, cur->kind == LOTE_EVENT ? "event" : "command", (long long)cur->id);
-			worker_lost(s, pid, cur->kind, cur->id, "handler timed out (its worker was stopped)");
+			char why[64];
+			snprintf(why, sizeof(why), "timeout after %g s", cur->timeout_ms / 1000.0);
+			worker_lost(s, pid, cur->kind, cur->id, why, "timeout");
 		} else if (!clean) {
 			char why[64];
+			const char *abbrev = WIFSIGNALED(st) ? sigabbrev_np(WTERMSIG(st)) : NULL;
 			if (WIFSIGNALED(st))
-				snprintf(why, sizeof(why), "killed by signal %d (%s)", WTERMSIG(st),
-				         strsignal(WTERMSIG(st)));
+				snprintf(why, sizeof(why), "crashed: signal %d (SIG%s)", WTERMSIG(st),
+				         abbrev ? abbrev : "?");
 			else
-				snprintf(why, sizeof(why), "exited with status %d", WEXITSTATUS(st));
+				snprintf(why, sizeof(why), "crashed: exit status %d", WEXITSTATUS(st));
 			log_warn("worker %d (pid %d) %s", i + 1, (int)pid, why);
-			char reason[128];
-			snprintf(reason, sizeof(reason), "worker process died (%s) while running it", why);
-			worker_lost(s, pid, cur->kind, cur->id, reason);
+			worker_lost(s, pid, cur->kind, cur->id, why, "crashed");
 		}
 		cur->kind = 0;
 		if (stopping)

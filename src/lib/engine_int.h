@@ -29,6 +29,7 @@ struct lote__event_type {
 struct lote__slot {
 	volatile int kind;    /* 0: none, else lote_kind */
 	volatile int64_t id;
+	volatile int64_t timeout_ms; /* of the handler running now */
 };
 
 struct lote_engine {
@@ -85,6 +86,8 @@ struct lote_ctx {
 	json_t *data;            /* parsed on first use; owned */
 	bool savepoint;          /* this row's savepoint is established */
 	char *failure;           /* lote_ctx_fail's message; owned */
+	bool permanent;          /* failed for good: no retry */
+	int64_t retry_ms;        /* the handler's own wait before a retry; -1: the policy's */
 };
 
 /* Prepares ctx for a new row (fields are set by the caller after). */

@@ -152,29 +152,48 @@ static int prepare_all(struct worker *w, lote_error *err)
 	if (rc < 0)
 		return rc;
 	/* Completion, fenced by attempt and claimant. A failed row with
-	 * attempts left goes back to pending after its back-off; a released
-	 * row goes back as if never claimed. */
+	 * attempts left (and not failed for good) goes back to pending after
+	 * the delay its handler asked for, else its back-off; every failed
+	 * attempt is kept in lote.attempts. A released row goes back as if
+	 * never claimed. The statement returns how many rows it completed. */
 	for (int k = 0; k < 2; k++) {
 		const char *table = k == 0 ? "lote.commands" : "lote.events";
+		const char *kind = k == 0 ? "command" : "event";
 		snprintf(sql, sizeof(sql),
-			"UPDATE %s t SET"
-			"  status = CASE WHEN u.ok THEN 'success' WHEN u.release THEN 'pending'"
-			"    WHEN t.attempt < t.max_attempts THEN 'pending' ELSE 'error' END,"
-			"  attempt = CASE WHEN u.release THEN t.attempt - 1 ELSE t.attempt END,"
-			"  run_at = CASE WHEN NOT u.ok AND NOT u.release AND t.attempt < t.max_attempts"
-			"    THEN now() + lote.retry_delay(t.attempt) ELSE t.run_at END,"
-			"  started_at = CASE WHEN u.release THEN NULL"
-			"    ELSE to_timestamp(u.started / 1e6) END,"
-			"  finished_at = CASE WHEN u.ok OR (NOT u.release AND t.attempt >= t.max_attempts)"
-			"    THEN to_timestamp(u.finished / 1e6) END,"
-			"  duration = CASE WHEN u.ok OR (NOT u.release AND t.attempt >= t.max_attempts)"
-			"    THEN (u.finished - u.started) * interval '1 microsecond' END,"
-			"  error = CASE WHEN u.ok THEN NULL WHEN u.release THEN t.error ELSE u.error END,"
-			"  lease_until = NULL, worker_id = NULL"
-			" FROM json_to_recordset($1::json) AS u(id bigint, attempt integer, ok boolean,"
-			"  release boolean, error text, started bigint, finished bigint)"
-			" WHERE t.id = u.id AND t.attempt = u.attempt AND t.status = 'processing'"
-			"  AND t.worker_id = $2", table);
+			"WITH u AS (SELECT * FROM json_to_recordset($1::json) AS u(id bigint,"
+			"   attempt integer, ok boolean, release boolean, permanent boolean,"
+			"   retry_ms bigint, error text, started bigint, finished bigint)),"
+			" d AS (SELECT u.*, NOT u.ok AND NOT u.release AND NOT u.permanent"
+			"   AND t.attempt < t.max_attempts AS again,"
+			"   CASE WHEN u.retry_ms IS NOT NULL THEN u.retry_ms * interval '1 millisecond'"
+			"   ELSE lote.backoff('%s', t.type, t.attempt, %s) END AS wait"
+			"   FROM u JOIN %s t ON t.id = u.id),"
+			" c AS (UPDATE %s t SET"
+			"  status = CASE WHEN d.ok THEN 'success' WHEN d.release OR d.again THEN 'pending'"
+			"    ELSE 'error' END,"
+			"  attempt = CASE WHEN d.release THEN t.attempt - 1 ELSE t.attempt END,"
+			"  run_at = CASE WHEN d.again THEN now() + d.wait ELSE t.run_at END,"
+			"  started_at = CASE WHEN d.release THEN NULL ELSE to_timestamp(d.started / 1e6) END,"
+			"  finished_at = CASE WHEN d.ok OR NOT (d.release OR d.again)"
+			"    THEN to_timestamp(d.finished / 1e6) END,"
+			"  duration = CASE WHEN d.ok OR NOT (d.release OR d.again)"
+			"    THEN (d.finished - d.started) * interval '1 microsecond' END,"
+			"  error = CASE WHEN d.ok THEN NULL WHEN d.release THEN t.error ELSE d.error END,"
+			"  lease_until = NULL,"
+			"  worker_id = CASE WHEN d.release THEN NULL ELSE t.worker_id END"
+			" FROM d WHERE t.id = d.id AND t.attempt = d.attempt AND t.status = 'processing'"
+			"  AND t.worker_id = $2"
+			" RETURNING t.id, t.institution_id, t.attempt, t.run_at, t.status, t.started_at,"
+			"  t.finished_at, d.error, d.ok, d.release, d.finished),"
+			" h AS (INSERT INTO lote.attempts (kind, row_id, institution_id, attempt, outcome,"
+			"  retry_at, worker_id, host, pid, started_at, finished_at, error)"
+			"  SELECT '%s', c.id, c.institution_id, c.attempt, 'failed',"
+			"   CASE WHEN c.status = 'pending' THEN c.run_at END, $2, w.host, w.pid,"
+			"   c.started_at, to_timestamp(c.finished / 1e6), c.error"
+			"  FROM c LEFT JOIN lote.workers w ON w.id = $2"
+			"  WHERE NOT c.ok AND NOT c.release)"
+			" SELECT count(*) FROM c",
+			kind, k == 0 ? "t.retry" : "NULL::jsonb", table, table, kind);
 		if ((rc = prepare(w, k == 0 ? "complete_c" : "complete_e", sql, err)) < 0)
 			return rc;
 	}
@@ -203,8 +222,8 @@ static int register_worker(struct worker *w, lote_error *err)
 	params[3] = w->command_types;
 	params[4] = w->event_types;
 	rc = lote__db_value(w->conn,
-		"INSERT INTO lote.workers (host, pid, queues, command_types, event_types)"
-		" VALUES ($1, $2, $3, $4, $5) RETURNING id", 5, params, &id, err);
+		"INSERT INTO lote.workers (host, pid, queues, command_types, event_types, backend_pid)"
+		" VALUES ($1, $2, $3, $4, $5, pg_backend_pid()) RETURNING id", 5, params, &id, err);
 	if (rc < 0)
 		return rc;
 	w->id = strtoll(id, NULL, 10);
@@ -283,6 +302,7 @@ static int call_handler(struct worker *w, const struct lote__handler *h, lote_ct
 	int64_t ms = h->opts.timeout_ms > 0 ? h->opts.timeout_ms : w->e->opts.timeout_ms;
 	int rc;
 
+	w->e->slots[w->index - 1].timeout_ms = ms;
 	if (ms > 0)
 		arm_timeout(ms);
 	rc = h->fn(c, h->udata);
@@ -340,10 +360,14 @@ static char *outcomes_json(struct row *rows, int n)
 		struct row *r = &rows[i];
 		if (!r->ran && !r->release)
 			continue;
-		json_array_append_new(arr, json_pack("{sI sI sb sb ss? sI sI}",
+		json_t *o = json_pack("{sI sI sb sb sb ss? sI sI}",
 			"id", (json_int_t)r->ctx.id, "attempt", (json_int_t)r->ctx.attempt,
-			"ok", r->ok, "release", r->release, "error", r->error,
-			"started", (json_int_t)r->started_us, "finished", (json_int_t)r->finished_us));
+			"ok", r->ok, "release", r->release, "permanent", r->ctx.permanent,
+			"error", r->error,
+			"started", (json_int_t)r->started_us, "finished", (json_int_t)r->finished_us);
+		if (!r->ok && r->ctx.retry_ms >= 0)
+			json_object_set_new(o, "retry_ms", json_integer(r->ctx.retry_ms));
+		json_array_append_new(arr, o);
 	}
 	out = json_dumps(arr, JSON_COMPACT);
 	json_decref(arr);
@@ -363,10 +387,10 @@ static int complete(struct worker *w, lote_kind kind, struct row *rows, int n,
 		return lote__fail(err, LOTE_ENOMEM, "out of memory");
 	res = PQexecPrepared(w->conn, kind == LOTE_COMMAND ? "complete_c" : "complete_e",
 	                     2, params, NULL, NULL, 0);
-	if (PQresultStatus(res) != PGRES_COMMAND_OK)
+	if (PQresultStatus(res) != PGRES_TUPLES_OK)
 		rc = lote__fail_pg(err, w->conn, res, "completion");
 	else
-		*ret_count = atoi(PQcmdTuples(res));
+		*ret_count = atoi(PQgetvalue(res, 0, 0));
 	PQclear(res);
 	free(json);
 	return rc;
