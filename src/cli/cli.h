@@ -23,6 +23,10 @@ int cmd_enqueue(int argc, char **argv);
 int cmd_emit(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_archive(int argc, char **argv);
+int cmd_retention(int argc, char **argv);
+int cmd_schedules(int argc, char **argv);
+int cmd_stats(int argc, char **argv);
 
 /* Prints "lote CMD: message" to stderr. */
 void cli_error(const char *cmd, const char *fmt, ...) LOTE_PRINTF(2, 3);

@@ -17,6 +17,10 @@ static const struct command {
 	{ "emit", cmd_emit, "record a domain event" },
 	{ "status", cmd_status, "queues, workers, and work no daemon handles" },
 	{ "bench", cmd_bench, "measure enqueue, drain and latency" },
+	{ "archive", cmd_archive, "move finished work to the archive now" },
+	{ "retention", cmd_retention, "drop archived work past its retention; show, set it" },
+	{ "schedules", cmd_schedules, "periodic commands (cron) and built-in routines: ls, add, rm" },
+	{ "stats", cmd_stats, "sizes of the hot tables and the archive" },
 };
 
 static void usage(FILE *out)

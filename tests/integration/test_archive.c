@@ -1,0 +1,243 @@
+/* Archive and retention: rows move exactly once (kill -9 mid-run, then
+ * rerun), batches move whole and only when final, lineage resolves across
+ * hot and archive, partitions are created ahead and dropped per status. */
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "testlib.h"
+
+#define NIL "'00000000-0000-0000-0000-000000000000'"
+
+/* n finished commands straight into the hot table, finished `age` ago. */
+static void finished_commands(PGconn *c, int n, const char *status, const char *age)
+{
+	tl_exec(c, "INSERT INTO lote.commands (institution_id, type, data, status, attempt,"
+	           " started_at, finished_at, duration)"
+	           " SELECT " NIL ", 'Done' || (i %% 7), jsonb_build_object('i', i), '%s', 1,"
+	           " now() - interval '%s' - interval '1 second', now() - interval '%s', interval '1 second'"
+	           " FROM generate_series(1, %d) i", status, age, age, n);
+}
+
+static void exactly_once_with_kill9(void **state)
+{
+	char *db = tl_fresh_db("archive_kill9", true);
+	PGconn *c = tl_connect(db);
+	char *log = tl_tmp_path("archive_kill9.log");
+	const int total = 200000;
+	(void)state;
+
+	finished_commands(c, total, "success", "1 hour");
+	tl_exec(c, "SELECT lote.enqueue('Live') FROM generate_series(1, 100)");
+	/* small chunks, so the kill lands mid-run with certainty */
+	pid_t p = tl_spawn_lote(db, log, "archive", "--older-than", "0", "--chunk", "500", NULL);
+	assert_true(tl_wait(c, 60000, "SELECT count(*) > 20000 FROM lote.commands_archive"));
+	kill(p, SIGKILL);
+	tl_stop(p, SIGKILL, 5000);
+	long long moved = tl_int(c, "SELECT count(*) FROM lote.commands_archive");
+	assert_true(moved > 0 && moved < total);
+	/* nothing lost, nothing in both places, nothing twice */
+	assert_int_equal(tl_int(c, "SELECT count(*) FROM lote.commands_all WHERE type <> 'Live'"), total);
+	assert_int_equal(tl_int(c, "SELECT count(*) FROM lote.commands h JOIN lote.commands_archive a USING (id)"), 0);
+	assert_int_equal(tl_int(c, "SELECT count(*) - count(DISTINCT id) FROM lote.commands_archive"), 0);
+
+	char *out = NULL;
+	assert_int_equal(tl_run_lote(db, &out, "archive", "--older-than", "0", "--json", NULL), 0);
+	assert_non_null(strstr(out, "\"commands\":"));
+	free(out);
+	assert_int_equal(tl_int(c, "SELECT count(*) FROM lote.commands_archive"), total);
+	assert_int_equal(tl_int(c, "SELECT count(DISTINCT id) FROM lote.commands_archive"), total);
+	assert_int_equal(tl_int(c, "SELECT count(*) FROM lote.commands"), 100);
+	assert_int_equal(tl_int(c, "SELECT count(*) FROM lote.commands WHERE status = 'pending'"), 100);
+	/* data intact */
+	assert_int_equal(tl_int(c, "SELECT count(*) FROM lote.commands_archive WHERE (data->>'i')::int"
+	                           " BETWEEN 1 AND %d AND status = 'success' AND type LIKE 'Done%%'", total), total);
+	/* a second run finds nothing; the age is respected */
+	assert_int_equal(tl_run_lote(db, &out, "archive", "--older-than", "0", NULL), 0);
+	assert_non_null(strstr(out, "archived 0 events, 0 commands, 0 batches"));
+	free(out);
+	finished_commands(c, 10, "error", "1 minute");
+	assert_int_equal(tl_run_lote(db, &out, "archive", "--older-than", "5m", "--dry-run", NULL), 0);
+	assert_non_null(strstr(out, "would archive 0 events, 0 commands"));
+	free(out);
+	assert_int_equal(tl_run_lote(db, &out, "archive", "--older-than", "30s", "--dry-run", NULL), 0);
+	assert_non_null(strstr(out, "would archive 0 events, 10 commands"));
+	free(out);
+	assert_int_equal(tl_int(c, "SELECT count(*) FROM lote.commands WHERE status = 'error'"), 10);
+	assert_int_equal(tl_run_lote(db, &out, "archive", "--older-than", "soon", NULL), 2);
+	free(out);
+	PQfinish(c);
+	free(log);
+	free(db);
+}
+
+/* Marks members of batch b finished with status s. */
+static void finish_members(PGconn *c, long long b, const char *where, const char *status)
+{
+	tl_exec(c, "UPDATE lote.commands SET status = '%s', attempt = 1, started_at = now(),"
+	           " finished_at = now(), error = CASE WHEN '%s' = 'error' THEN 'boom' END"
+	           " WHERE batch_id = %lld AND %s", status, status, b, where);
+	tl_exec(c, "SELECT lote.batch_check(ARRAY[%lld::bigint])", b);
+}
+
+static void batches_and_lineage(void **state)
+{
+	char *db = tl_fresh_db("archive_batches", true);
+	PGconn *c = tl_connect(db);
+	char *out = NULL;
+	(void)state;
+
+	long long e = tl_int(c, "SELECT lote.emit(" NIL ", 'Activity', '42', 'Created')");
+	tl_exec(c, "UPDATE lote.events SET status = 'success', finished_at = now() WHERE id = %lld", e);
+	long long p = tl_int(c, "INSERT INTO lote.commands (institution_id, type, status, event_id, finished_at)"
+	                        " VALUES (" NIL ", 'Fanout', 'success', %lld, now()) RETURNING id", e);
+	/* two batches made by p's handler: b1 will succeed, b2 fails */
+	tl_exec(c, "BEGIN; SELECT set_config('lote.command_id', '%lld', true)", p);
+	long long b1 = tl_int(c, "SELECT lote.batch('Emails', '[{\"type\": \"Mail\"}, {\"type\": \"Mail\"}]',"
+	                         " '{\"type\": \"Notify\"}')");
+	long long b2 = tl_int(c, "SELECT lote.batch('Emails', '[{\"type\": \"Mail\"}, {\"type\": \"Mail\"}]',"
+	                         " '{\"type\": \"Notify\"}')");
+	tl_exec(c, "COMMIT");
+	long long f1 = tl_int(c, "SELECT next_command_id FROM lote.batches WHERE id = %lld", b1);
+	long long m1 = tl_int(c, "SELECT min(id) FROM lote.commands WHERE batch_id = %lld", b1);
+	finish_members(c, b1, "true", "success");
+	assert_string_equal(tl_value(c, "SELECT status FROM lote.batches WHERE id = %lld", b1), "success");
+	tl_exec(c, "UPDATE lote.commands SET status = 'success', finished_at = now() WHERE id = %lld", f1);
+	long long bad = tl_int(c, "SELECT min(id) FROM lote.commands WHERE batch_id = %lld", b2);
+	char where[128];
+	snprintf(where, sizeof(where), "id <> %lld", bad);
+	finish_members(c, b2, where, "success");
+	snprintf(where, sizeof(where), "id = %lld", bad);
+	finish_members(c, b2, where, "error");
+	assert_string_equal(tl_value(c, "SELECT status FROM lote.batches WHERE id = %lld", b2), "error");
+
+	assert_int_equal(tl_run_lote(db, &out, "archive", "--older-than", "0", NULL), 0);
+	free(out);
+	/* b1 moved whole, with its follow-up; b2 (error, recent) stays hot whole */
+	assert_int_equal(tl_int(c, "SELECT count(*) FROM lote.batches_archive WHERE id = %lld", b1), 1);
+	assert_int_equal(tl_int(c, "SELECT count(*) FROM lote.commands_archive WHERE batch_id = %lld", b1), 2);
+	assert_int_equal(tl_int(c, "SELECT count(*) FROM lote.commands_archive WHERE id IN (%lld, %lld)", f1, p), 2);
+	assert_int_equal(tl_int(c, "SELECT count(*) FROM lote.events_archive WHERE id = %lld", e), 1);
+	assert_int_equal(tl_int(c, "SELECT count(*) FROM lote.batches WHERE id = %lld", b2), 1);
+	assert_int_equal(tl_int(c, "SELECT count(*) FROM lote.commands WHERE batch_id = %lld", b2), 2);
+	assert_int_equal(tl_int(c, "SELECT count(*) FROM lote.commands_archive WHERE batch_id = %lld", b2), 0);
+
+	/* lineage across hot and archive */
+	assert_string_equal(tl_value(c, "SELECT concat_ws('|', l->>'archived', l->>'batch_id', l->>'parent_id')"
+	                                " FROM lote.lineage(%lld) l", m1),
+	                    tl_value(c, "SELECT 'true|%lld|%lld'", b1, p));
+	assert_string_equal(tl_value(c, "SELECT lote.lineage(%lld)->>'follow_up_of'", f1),
+	                    tl_value(c, "SELECT '%lld'", b1));
+	assert_string_equal(tl_value(c, "SELECT lote.lineage(%lld)->>'batches'", p),
+	                    tl_value(c, "SELECT '[%lld, %lld]'", b1, b2));
+	assert_int_equal(tl_int(c, "SELECT jsonb_array_length(lote.lineage(%lld)->'children')", p), 6);
+	assert_int_equal(tl_int(c, "SELECT count(*) FROM lote.commands_all WHERE event_id = %lld", e), 1);
+	assert_string_equal(tl_value(c, "SELECT archived::text FROM lote.events_all WHERE id = %lld", e), "true");
+
+	/* repair b2: its copy stands in, the batch succeeds, everything moves */
+	long long copy = tl_int(c, "SELECT lote.reprocess(%lld)", bad);
+	tl_exec(c, "UPDATE lote.commands SET status = 'success', finished_at = now() WHERE id = %lld", copy);
+	tl_exec(c, "SELECT lote.batch_check(ARRAY[%lld::bigint])", b2);
+	long long f2 = tl_int(c, "SELECT next_command_id FROM lote.batches WHERE id = %lld", b2);
+	assert_string_equal(tl_value(c, "SELECT status FROM lote.commands WHERE id = %lld", f2), "pending");
+	assert_int_equal(tl_run_lote(db, &out, "archive", "--older-than", "0", NULL), 0);
+	free(out);
+	assert_int_equal(tl_int(c, "SELECT count(*) FROM lote.commands_archive WHERE batch_id = %lld", b2), 3);
+	/* the released follow-up is live work: it stays */
+	assert_int_equal(tl_int(c, "SELECT count(*) FROM lote.commands WHERE id = %lld", f2), 1);
+	assert_string_equal(tl_value(c, "SELECT lote.lineage(%lld)->>'replaced_by'", bad),
+	                    tl_value(c, "SELECT '%lld'", copy));
+	assert_string_equal(tl_value(c, "SELECT lote.lineage(%lld)->>'original_id'", copy),
+	                    tl_value(c, "SELECT '%lld'", bad));
+
+	/* a batch in error past error_batch_after moves, final; its follow-up
+	 * is cancelled, never released; an open batch's members stay hot */
+	long long b3 = tl_int(c, "SELECT lote.batch('Emails', '[{\"type\": \"Mail\"}]', '{\"type\": \"Notify\"}')");
+	long long b4 = tl_int(c, "SELECT lote.batch('Emails', '[{\"type\": \"Mail\"}, {\"type\": \"Mail\"}]')");
+	long long f3 = tl_int(c, "SELECT next_command_id FROM lote.batches WHERE id = %lld", b3);
+	finish_members(c, b3, "true", "error");
+	snprintf(where, sizeof(where), "id = (SELECT min(id) FROM lote.commands WHERE batch_id = %lld)", b4);
+	finish_members(c, b4, where, "success");
+	assert_string_equal(tl_value(c, "SELECT status FROM lote.batches WHERE id = %lld", b3), "error");
+	assert_int_equal(tl_run_lote(db, &out, "archive", "--older-than", "0", NULL), 0);
+	free(out);
+	assert_int_equal(tl_int(c, "SELECT count(*) FROM lote.batches WHERE id IN (%lld, %lld)", b3, b4), 2);
+	tl_exec(c, "UPDATE lote.batches SET created_at = now() - interval '8 days' WHERE id = %lld", b3);
+	assert_int_equal(tl_run_lote(db, &out, "archive", "--older-than", "0", NULL), 0);
+	free(out);
+	assert_string_equal(tl_value(c, "SELECT status || '|' || archived FROM lote.batches_all WHERE id = %lld", b3),
+	                    "error|true");
+	assert_int_equal(tl_int(c, "SELECT count(*) FROM lote.commands_archive WHERE batch_id = %lld", b3), 1);
+	assert_non_null(strstr(tl_value(c, "SELECT status || ': ' || error FROM lote.commands_all WHERE id = %lld", f3),
+	                       "cancelled: batch"));
+	assert_int_equal(tl_int(c, "SELECT count(*) FROM lote.commands WHERE batch_id = %lld", b4), 2);
+	assert_int_equal(tl_int(c, "SELECT count(*) FROM lote.batches WHERE id = %lld", b4), 1);
+	/* an archived batch is final */
+	assert_non_null(tl_try(c, "SELECT lote.reprocess(%lld)",
+	                       (long long)tl_int(c, "SELECT id FROM lote.commands_archive WHERE batch_id = %lld", b3)));
+	PQfinish(c);
+	free(db);
+}
+
+static void partitions_and_retention(void **state)
+{
+	char *db = tl_fresh_db("archive_retention", true);
+	PGconn *c = tl_connect(db);
+	char *out = NULL;
+	(void)state;
+
+	/* created ahead at migrate time, for every archive and status */
+	assert_int_equal(tl_int(c, "SELECT count(*) FROM lote.archive_partitions"
+	                           " WHERE day = (now() AT TIME ZONE 'UTC')::date + 3 AND status IS NOT NULL"), 8);
+	assert_string_equal(tl_value(c, "SELECT array_to_string(reloptions, ',') FROM pg_class"
+	                                " WHERE relname = 'commands_archive_p' || to_char((now() AT TIME ZONE 'UTC')::date, 'YYYYMMDD') || '_success'"),
+	                    "fillfactor=100,autovacuum_vacuum_insert_scale_factor=0.05");
+	finished_commands(c, 5, "success", "40 days");
+	finished_commands(c, 6, "error", "40 days");
+	finished_commands(c, 7, "error", "100 days");
+	finished_commands(c, 8, "success", "2 days");
+	finished_commands(c, 9, "cancelled", "40 days");
+	assert_int_equal(tl_run_lote(db, &out, "archive", "--older-than", "0", NULL), 0);
+	free(out);
+	assert_int_equal(tl_int(c, "SELECT count(*) FROM lote.commands_archive"), 35);
+	/* old days got their partitions when rows needed them, no others */
+	assert_int_equal(tl_int(c, "SELECT count(DISTINCT day) FROM lote.archive_partitions"
+	                           " WHERE day < now() - interval '3 days'"), 2);
+
+	assert_int_equal(tl_run_lote(db, &out, "retention", "--dry-run", "--json", NULL), 0);
+	assert_non_null(strstr(out, "\"dry_run\":true"));
+	free(out);
+	/* success 30d, cancelled 30d, error 90d */
+	assert_int_equal(tl_run_lote(db, &out, "retention", NULL), 0);
+	free(out);
+	assert_string_equal(tl_value(c, "SELECT string_agg(status || ':' || n, ',' ORDER BY status, n) FROM"
+	                                " (SELECT status, count(*) n FROM lote.commands_archive GROUP BY status,"
+	                                "  finished_at::date) s"), "error:6,success:8");
+	assert_int_equal(tl_int(c, "SELECT count(*) FROM lote.archive_partitions"
+	                           " WHERE day < now() - interval '99 days'"), 0);
+	assert_int_equal(tl_int(c, "SELECT count(*) FROM lote.archive_partitions"
+	                           " WHERE day < now() - interval '39 days' AND status = 'error'"), 3);
+	/* keep errors a shorter time: they go too */
+	assert_int_equal(tl_run_lote(db, &out, "retention", "set", "error", "30d", NULL), 0);
+	free(out);
+	assert_int_equal(tl_run_lote(db, &out, "retention", "set", "error", "1h", NULL), 2);
+	free(out);
+	assert_int_equal(tl_run_lote(db, &out, "retention", "run", NULL), 0);
+	free(out);
+	assert_int_equal(tl_int(c, "SELECT count(*) FROM lote.commands_archive"), 8);
+	assert_int_equal(tl_run_lote(db, &out, "stats", "--json", NULL), 0);
+	assert_non_null(strstr(out, "\"rows_estimate\""));
+	free(out);
+	PQfinish(c);
+	free(db);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(exactly_once_with_kill9),
+		cmocka_unit_test(batches_and_lineage),
+		cmocka_unit_test(partitions_and_retention),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
