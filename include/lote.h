@@ -111,10 +111,28 @@ typedef enum lote_kind { LOTE_COMMAND = 1, LOTE_EVENT = 2 } lote_kind;
  * negative code) to fail; the command's writes are then rolled back. */
 typedef int (*lote_handler_fn)(lote_ctx *ctx, void *udata);
 
+/* How long to wait before the next attempt of a failed row. Zeroes mean
+ * the defaults: exponential, base 1 s, cap 1 h, no jitter. */
+typedef enum lote_retry_strategy {
+	LOTE_RETRY_DEFAULT = 0,
+	LOTE_RETRY_EXPONENTIAL, /* base · 2^(attempt-1) */
+	LOTE_RETRY_LINEAR,      /* base · attempt */
+	LOTE_RETRY_FIXED,       /* base */
+} lote_retry_strategy;
+
+typedef struct lote_retry_policy {
+	lote_retry_strategy strategy;
+	int64_t base_ms;  /* 0: 1000 */
+	int64_t max_ms;   /* cap; 0: one hour */
+	double jitter;    /* 0..1: take up to this share off each wait at random */
+} lote_retry_policy;
+
 /* Per-type options; zero-initialise and set what you need. */
 typedef struct lote_handler_opts {
 	int timeout_ms; /* 0: the engine default; the handler is stopped and
 	                   its command failed when it runs longer */
+	int max_attempts;        /* 0: 3. A command's own max_attempts wins */
+	lote_retry_policy retry; /* a command's own "retry" option wins */
 	void (*free_udata)(void *udata); /* called by lote_engine_free */
 } lote_handler_opts;
 
@@ -126,7 +144,9 @@ typedef struct lote_engine_options {
 	int workers;            /* worker processes, default 2 */
 	int batch;              /* rows claimed per round trip, default 100 */
 	int64_t poll_ms;        /* polling fallback, default 1000 */
-	int64_t lease_ms;       /* claim lease, default 5 minutes */
+	int64_t lease_ms;       /* claim lease, default 30 s; renewed by the
+	                           heartbeat while the worker lives */
+	int64_t heartbeat_ms;   /* 0: lease / 3 */
 	int64_t grace_ms;       /* shutdown grace period, default 30 s */
 	int64_t timeout_ms;     /* default handler timeout, default 5 minutes */
 	const char *queues;     /* comma list; NULL or "" = every queue */

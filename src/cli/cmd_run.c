@@ -256,6 +256,8 @@ static int register_handlers(lote_engine *engine, const lote__config *cfg,
 		if ((rc = lote__exec_new(h->program, timeout, &x, err)) < 0)
 			return rc;
 		opts.timeout_ms = engine_timeout > INT_MAX ? INT_MAX : (int)engine_timeout;
+		opts.max_attempts = h->max_attempts;
+		opts.retry = h->retry;
 		opts.free_udata = lote__exec_free;
 		if (h->kind == LOTE_EVENT)
 			rc = lote_engine_on_event(engine, h->type, lote__exec_handler, x, &opts, err);

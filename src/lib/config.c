@@ -56,9 +56,14 @@ static const struct setting settings[] = {
 	{ "poll", S_DURATION, F(engine.poll_ms), "DURATION", "1s", 10, HOUR, NULL,
 	  "How long an idle worker waits before looking for work again when no "
 	  "notification woke it (the fallback of listen)." },
-	{ "lease", S_DURATION, F(engine.lease_ms), "DURATION", "5m", SEC, 7 * DAY, NULL,
-	  "How long a claim holds a row; the work of a worker that dies is "
-	  "rescued when its lease ends." },
+	{ "lease", S_DURATION, F(engine.lease_ms), "DURATION", "30s", SEC, 7 * DAY, NULL,
+	  "How long a claim holds a row unless renewed. The supervisor renews the "
+	  "leases of its live workers every heartbeat, so only the work of a lost "
+	  "host or daemon waits for its lease to end (a worker that dies on this "
+	  "host hands its work back at once)." },
+	{ "heartbeat", S_DURATION, F(engine.heartbeat_ms), "DURATION", "0", 0, DAY, NULL,
+	  "How often the supervisor stamps its workers' heartbeat and renews "
+	  "their leases; 0: a third of the lease. Must be shorter than the lease." },
 	{ "grace", S_DURATION, F(engine.grace_ms), "DURATION", "30s", 0, DAY, NULL,
 	  "On SIGTERM or SIGINT, how long in-flight work may take to finish "
 	  "before the workers are killed." },
@@ -408,6 +413,14 @@ done:
 enum section { SEC_NONE, SEC_LOTE, SEC_HANDLER };
 
 /* The state of one load, shared by the reader and the value handler. */
+/* The keys of a [command TYPE] or [event TYPE] section. */
+enum { KEY_EXEC, KEY_TIMEOUT, KEY_MAX_ATTEMPTS, KEY_RETRY, KEY_RETRY_BASE, KEY_RETRY_MAX,
+       KEY_RETRY_JITTER, HANDLER_KEYS };
+static const char *const handler_keys[HANDLER_KEYS] = {
+	"exec", "timeout", "max_attempts", "retry", "retry_base", "retry_max", "retry_jitter",
+};
+#define HANDLER_KEYS_TEXT "exec, timeout, max_attempts, retry, retry_base, retry_max, retry_jitter"
+
 struct load {
 	lote__config *cfg;     /* borrowed */
 	const char *path;      /* borrowed */
@@ -421,7 +434,7 @@ struct load {
 	enum section sec;
 	int sec_line;          /* where the current section began */
 	int handler;           /* its index in cfg->handlers (SEC_HANDLER) */
-	int exec_line, timeout_line; /* where its keys were set */
+	int key_line[HANDLER_KEYS]; /* where its keys were set */
 	int set_line[NSETTINGS]; /* where each [lote] key was set */
 };
 
@@ -529,7 +542,7 @@ static void begin_section(struct load *l, char *s)
 	l->sec = SEC_HANDLER;
 	l->sec_line = l->line;
 	l->handler = i;
-	l->exec_line = l->timeout_line = 0;
+	memset(l->key_line, 0, sizeof(l->key_line));
 }
 
 /* inih's line source: feeds it one line at a time (see the top comment). */
@@ -626,33 +639,77 @@ static int lote_key(struct load *l, const char *name, const char *value)
 	return 0;
 }
 
+/* Parses a number with bounds for the handler keys below. */
+static int parse_real(const char *value, double lo, double hi, double *ret, lote_error *err)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(value, &end);
+	if (!*value || *end || errno || !(v >= lo && v <= hi))
+		return lote__fail(err, LOTE_EINVAL, "\"%s\" is not a number from %g to %g", value, lo, hi);
+	*ret = v;
+	return 0;
+}
+
 static int handler_key(struct load *l, const char *name, const char *value)
 {
 	lote__handler_spec *h = &l->cfg->handlers[l->handler];
 	lote_error e = { 0 };
-	int *seen;
+	int k;
+	double v;
 
-	if (strcmp(name, "exec") == 0)
-		seen = &l->exec_line;
-	else if (strcmp(name, "timeout") == 0)
-		seen = &l->timeout_line;
-	else
-		return load_fail(l, l->line, "unknown key \"%.64s\" in [%s %s] (expected exec, timeout)",
-		                 name, kind_word(h->kind), h->type);
-	if (*seen)
+	for (k = 0; k < HANDLER_KEYS; k++)
+		if (strcmp(name, handler_keys[k]) == 0)
+			break;
+	if (k == HANDLER_KEYS)
+		return load_fail(l, l->line, "unknown key \"%.64s\" in [%s %s] (expected %s)",
+		                 name, kind_word(h->kind), h->type, HANDLER_KEYS_TEXT);
+	if (l->key_line[k])
 		return load_fail(l, l->line, "%s is set twice in [%s %s] (first on line %d)",
-		                 name, kind_word(h->kind), h->type, *seen);
-	*seen = l->line;
-	if (seen == &l->timeout_line) {
+		                 name, kind_word(h->kind), h->type, l->key_line[k]);
+	l->key_line[k] = l->line;
+	switch (k) {
+	case KEY_EXEC:
+		if (!*value)
+			return load_fail(l, l->line, "exec: empty program");
+		if (!(h->program = strdup(value)))
+			return l->rc = lote__fail(l->err, LOTE_ENOMEM, "out of memory");
+		return 0;
+	case KEY_TIMEOUT:
 		/* The bounds of the timeout setting apply. */
 		if (parse_duration(find_setting("timeout"), value, &h->timeout_ms, &e) < 0)
 			return load_fail(l, l->line, "timeout: %s", e.message);
 		return 0;
+	case KEY_MAX_ATTEMPTS:
+		if (parse_real(value, 1, 1000, &v, &e) < 0 || v != (int)v)
+			return load_fail(l, l->line, "max_attempts: \"%s\" is not an integer from 1 to 1000",
+			                 value);
+		h->max_attempts = (int)v;
+		return 0;
+	case KEY_RETRY:
+		if (strcmp(value, "exponential") == 0)
+			h->retry.strategy = LOTE_RETRY_EXPONENTIAL;
+		else if (strcmp(value, "linear") == 0)
+			h->retry.strategy = LOTE_RETRY_LINEAR;
+		else if (strcmp(value, "fixed") == 0)
+			h->retry.strategy = LOTE_RETRY_FIXED;
+		else
+			return load_fail(l, l->line, "retry: \"%.64s\" is not exponential, linear or fixed",
+			                 value);
+		return 0;
+	case KEY_RETRY_BASE:
+	case KEY_RETRY_MAX:
+		if (lote_duration_parse(value, k == KEY_RETRY_BASE ? &h->retry.base_ms : &h->retry.max_ms,
+		                        &e) < 0)
+			return load_fail(l, l->line, "%s: %s", name, e.message);
+		return 0;
+	case KEY_RETRY_JITTER:
+		if (parse_real(value, 0, 1, &h->retry.jitter, &e) < 0)
+			return load_fail(l, l->line, "retry_jitter: %s", e.message);
+		return 0;
 	}
-	if (!*value)
-		return load_fail(l, l->line, "exec: empty program");
-	if (!(h->program = strdup(value)))
-		return l->rc = lote__fail(l->err, LOTE_ENOMEM, "out of memory");
 	return 0;
 }
 

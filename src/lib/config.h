@@ -19,6 +19,8 @@ typedef struct lote__handler_spec {
 	char *type;         /* owned */
 	char *program;      /* owned; run with /bin/sh -c */
 	int64_t timeout_ms; /* 0: the engine's default */
+	int max_attempts;   /* 0: the default (3) */
+	lote_retry_policy retry; /* zeroes: the default */
 	int line;           /* line of its section in the config file; 0 for
 	                       a flag */
 } lote__handler_spec;

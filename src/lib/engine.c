@@ -38,7 +38,8 @@ void lote_engine_options_init(lote_engine_options *o)
 	o->workers = 2;
 	o->batch = 100;
 	o->poll_ms = 1000;
-	o->lease_ms = 5 * 60 * 1000;
+	o->lease_ms = 30 * 1000;
+	o->heartbeat_ms = 0; /* lease / 3 */
 	o->grace_ms = 30 * 1000;
 	o->timeout_ms = 5 * 60 * 1000;
 	o->listen = true;
@@ -65,13 +66,16 @@ int lote_engine_new(const lote_engine_options *opts, lote_engine **ret_engine,
 		return lote__fail(err, LOTE_EINVAL, "engine: batch must be 1 to 1000, got %d",
 		                  opts->batch);
 	if (opts->poll_ms < 10 || opts->lease_ms < 1000 || opts->grace_ms < 0 ||
-	    opts->timeout_ms < 0)
+	    opts->timeout_ms < 0 || opts->heartbeat_ms < 0 || opts->heartbeat_ms >= opts->lease_ms)
 		return lote__fail(err, LOTE_EINVAL,
-		                  "engine: poll must be >= 10ms, lease >= 1s, grace and timeout >= 0");
+		                  "engine: poll must be >= 10ms, lease >= 1s, heartbeat shorter than the "
+		                  "lease, grace and timeout >= 0");
 	e = calloc(1, sizeof(*e));
 	if (!e)
 		return lote__fail(err, LOTE_ENOMEM, "out of memory");
 	e->opts = *opts;
+	if (e->opts.heartbeat_ms <= 0)
+		e->opts.heartbeat_ms = e->opts.lease_ms / 3;
 	e->conninfo = strdup(opts->conninfo);
 	e->queues = dup_or_null(opts->queues);
 	e->name = strdup(opts->name && *opts->name ? opts->name : "lote");
@@ -124,6 +128,18 @@ static bool valid_type(const char *t)
 	return strspn(t, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.:-") == n;
 }
 
+static int check_opts(const char *type, const lote_handler_opts *opts, lote_error *err)
+{
+	if (opts && (opts->max_attempts < 0 || opts->max_attempts > 1000 ||
+	             opts->retry.strategy < 0 || opts->retry.strategy > LOTE_RETRY_FIXED ||
+	             opts->retry.base_ms < 0 || opts->retry.max_ms < 0 ||
+	             !(opts->retry.jitter >= 0 && opts->retry.jitter <= 1) || opts->timeout_ms < 0))
+		return lote__fail(err, LOTE_EINVAL,
+		                  "%s: invalid handler options (max_attempts 0..1000, retry base/max >= 0, "
+		                  "jitter 0..1, timeout >= 0)", type);
+	return 0;
+}
+
 static int make_handler(struct lote__handler *h, const char *type, lote_handler_fn fn,
                         void *udata, const lote_handler_opts *opts, lote_error *err)
 {
@@ -142,9 +158,12 @@ int lote_engine_on_command(lote_engine *e, const char *type, lote_handler_fn fn,
                            void *udata, const lote_handler_opts *opts, lote_error *err)
 {
 	struct lote__handler *grown;
+	int rc;
 
 	if (!fn || !valid_type(type))
 		return lote__fail(err, LOTE_EINVAL, "invalid command type \"%s\"", type ? type : "(null)");
+	if ((rc = check_opts(type, opts, err)) < 0)
+		return rc;
 	for (int i = 0; i < e->ncommands; i++)
 		if (strcmp(e->commands[i].type, type) == 0)
 			return lote__fail(err, LOTE_EINVAL,
@@ -153,8 +172,8 @@ int lote_engine_on_command(lote_engine *e, const char *type, lote_handler_fn fn,
 	if (!grown)
 		return lote__fail(err, LOTE_ENOMEM, "out of memory");
 	e->commands = grown;
-	if (make_handler(&e->commands[e->ncommands], type, fn, udata, opts, err) < 0)
-		return LOTE_ENOMEM;
+	if ((rc = make_handler(&e->commands[e->ncommands], type, fn, udata, opts, err)) < 0)
+		return rc;
 	e->ncommands++;
 	return 0;
 }
@@ -164,9 +183,12 @@ int lote_engine_on_event(lote_engine *e, const char *type, lote_handler_fn fn,
 {
 	struct lote__event_type *et = NULL;
 	struct lote__handler *grown;
+	int rc;
 
 	if (!fn || !valid_type(type))
 		return lote__fail(err, LOTE_EINVAL, "invalid event type \"%s\"", type ? type : "(null)");
+	if ((rc = check_opts(type, opts, err)) < 0)
+		return rc;
 	for (int i = 0; i < e->nevents; i++)
 		if (strcmp(e->events[i].type, type) == 0)
 			et = &e->events[i];
@@ -186,8 +208,8 @@ int lote_engine_on_event(lote_engine *e, const char *type, lote_handler_fn fn,
 	if (!grown)
 		return lote__fail(err, LOTE_ENOMEM, "out of memory");
 	et->handlers = grown;
-	if (make_handler(&et->handlers[et->nhandlers], type, fn, udata, opts, err) < 0)
-		return LOTE_ENOMEM;
+	if ((rc = make_handler(&et->handlers[et->nhandlers], type, fn, udata, opts, err)) < 0)
+		return rc;
 	et->nhandlers++;
 	return 0;
 }
@@ -317,6 +339,55 @@ static void worker_lost(struct supervisor *s, pid_t pid, int kind, int64_t id,
 	free(v);
 }
 
+/* The heartbeat, done by the supervisor for its workers so that a handler
+ * running for hours keeps its lease without the worker doing anything:
+ * stamps the live workers' rows with what they run now and renews the
+ * leases of the rows they hold. Rows a worker's transaction has locked are
+ * skipped — that lock protects them from rescue anyway. */
+static void heartbeat(struct supervisor *s)
+{
+	char pids[4096], kinds[4096], ids[8192], lease[24];
+	size_t op = 0, ok = 0, oi = 0;
+	const char *params[5] = { s->host, pids, kinds, ids, lease };
+	int n = 0;
+	lote_error err = { 0 };
+
+	op += snprintf(pids, sizeof(pids), "{");
+	ok += snprintf(kinds, sizeof(kinds), "{");
+	oi += snprintf(ids, sizeof(ids), "{");
+	for (int i = 0; i < s->n; i++) {
+		struct lote__slot *cur = &s->e->slots[i];
+		if (s->slots[i].pid <= 0)
+			continue;
+		op += snprintf(pids + op, sizeof(pids) - op, "%s%d", n ? "," : "", (int)s->slots[i].pid);
+		ok += snprintf(kinds + ok, sizeof(kinds) - ok, "%s%d", n ? "," : "", cur->kind);
+		oi += snprintf(ids + oi, sizeof(ids) - oi, "%s%lld", n ? "," : "",
+		               (long long)(cur->kind ? cur->id : 0));
+		n++;
+	}
+	snprintf(pids + op, sizeof(pids) - op, "}");
+	snprintf(kinds + ok, sizeof(kinds) - ok, "}");
+	snprintf(ids + oi, sizeof(ids) - oi, "}");
+	snprintf(lease, sizeof(lease), "%lld", (long long)s->e->opts.lease_ms);
+	if (n == 0)
+		return;
+	if (lote__db_value(s->conn,
+	        "WITH w AS (UPDATE lote.workers w SET heartbeat_at = now(),"
+	        "   current_command_id = CASE WHEN u.kind = 1 THEN u.id END,"
+	        "   current_event_id = CASE WHEN u.kind = 2 THEN u.id END"
+	        "  FROM unnest($2::int[], $3::int[], $4::bigint[]) AS u(pid, kind, id)"
+	        "  WHERE w.host = $1 AND w.pid = u.pid RETURNING w.id),"
+	        " c AS (UPDATE lote.commands SET lease_until = now() + $5::bigint * interval '1 ms'"
+	        "  WHERE id IN (SELECT id FROM lote.commands WHERE status = 'processing'"
+	        "   AND worker_id IN (SELECT id FROM w) FOR UPDATE SKIP LOCKED) RETURNING 1),"
+	        " e AS (UPDATE lote.events SET lease_until = now() + $5::bigint * interval '1 ms'"
+	        "  WHERE id IN (SELECT id FROM lote.events WHERE status = 'processing'"
+	        "   AND worker_id IN (SELECT id FROM w) FOR UPDATE SKIP LOCKED) RETURNING 1)"
+	        " SELECT (SELECT count(*) FROM c) + (SELECT count(*) FROM e)",
+	        5, params, NULL, &err) < 0)
+		log_warn("heartbeat failed: %s", err.message);
+}
+
 /* Periodic upkeep: expired leases, worker rows of processes of this host
  * that no longer exist (a daemon killed with -9), stale rows elsewhere. */
 static void upkeep(struct supervisor *s)
@@ -434,12 +505,68 @@ static void signal_all(struct supervisor *s, int sig)
 			kill(s->slots[i].pid, sig);
 }
 
+/* The policy as the JSON of lote.policies.retry (malloc'd), or NULL when
+ * it is all defaults. */
+static char *retry_json(const lote_retry_policy *r)
+{
+	static const char *names[] = { NULL, "exponential", "linear", "fixed" };
+	json_t *o;
+	char *out;
+
+	if (r->strategy == LOTE_RETRY_DEFAULT && !r->base_ms && !r->max_ms && r->jitter == 0)
+		return NULL;
+	o = json_object();
+	if (r->strategy > 0 && r->strategy <= LOTE_RETRY_FIXED)
+		json_object_set_new(o, "strategy", json_string(names[r->strategy]));
+	if (r->base_ms)
+		json_object_set_new(o, "base_ms", json_integer(r->base_ms));
+	if (r->max_ms)
+		json_object_set_new(o, "max_ms", json_integer(r->max_ms));
+	if (r->jitter > 0)
+		json_object_set_new(o, "jitter", json_real(r->jitter));
+	out = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	return out;
+}
+
+static int register_policy(PGconn *conn, const char *kind, const struct lote__handler *h,
+                           lote_error *err)
+{
+	char max[16], *retry = retry_json(&h->opts.retry);
+	const char *params[4] = { kind, h->type, max, retry };
+	int rc;
+
+	if (!h->opts.max_attempts && !retry)
+		return 0;
+	snprintf(max, sizeof(max), "%d", h->opts.max_attempts);
+	rc = lote__db_value(conn,
+		"INSERT INTO lote.policies (kind, type, max_attempts, retry)"
+		" VALUES ($1, $2, nullif($3::int, 0), $4::jsonb)"
+		" ON CONFLICT (kind, type) DO UPDATE SET max_attempts = excluded.max_attempts,"
+		"  retry = excluded.retry, updated_at = now()", 4, params, NULL, err);
+	free(retry);
+	return rc;
+}
+
+/* Publishes the retry policies of this daemon's types in lote.policies,
+ * where lote.enqueue and the back-off read them. */
+static int register_policies(lote_engine *e, PGconn *conn, lote_error *err)
+{
+	int rc = 0;
+	for (int i = 0; i < e->ncommands && rc == 0; i++)
+		rc = register_policy(conn, "command", &e->commands[i], err);
+	for (int i = 0; i < e->nevents && rc == 0; i++)
+		for (int j = 0; j < e->events[i].nhandlers && rc == 0; j++)
+			rc = register_policy(conn, "event", &e->events[i].handlers[j], err);
+	return rc;
+}
+
 int lote_engine_run(lote_engine *e, lote_error *err)
 {
 	struct supervisor s = { .e = e };
 	sigset_t set;
 	int rc = 0;
-	int64_t next_upkeep = 0, deadline = 0;
+	int64_t next_upkeep = 0, next_beat = 0, deadline = 0;
 	bool stopping = false;
 	char app[128];
 
@@ -455,6 +582,9 @@ int lote_engine_run(lote_engine *e, lote_error *err)
 	if (rc < 0)
 		return rc;
 	rc = lote_schema_check(s.conn, err);
+	if (rc < 0)
+		goto out;
+	rc = register_policies(e, s.conn, err);
 	if (rc < 0)
 		goto out;
 	gethostname(s.host, sizeof(s.host) - 1);
@@ -517,6 +647,10 @@ int lote_engine_run(lote_engine *e, lote_error *err)
 		for (int i = 0; i < s.n; i++)
 			if (s.slots[i].pid == 0 && now >= s.slots[i].restart_at)
 				start_worker(&s, i);
+		if (now >= next_beat) {
+			heartbeat(&s);
+			next_beat = now + e->opts.heartbeat_ms;
+		}
 		if (now >= next_upkeep) {
 			upkeep(&s);
 			next_upkeep = now + RESCUE_EVERY_MS;

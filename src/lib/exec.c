@@ -705,11 +705,10 @@ bool lote__exec_result_ok(const lote__exec_result *r, int64_t timeout_ms,
                           char *buf, size_t len)
 {
 	const char *sep = r->tail_len ? ": " : "";
-	char dur[32];
 
 	if (r->timed_out) {
-		snprintf(buf, len, "handler timed out after %s%s%s",
-		         lote_duration_format(timeout_ms, dur, sizeof(dur)), sep, r->tail);
+		/* The same words as a C handler's timeout. */
+		snprintf(buf, len, "timeout after %g s%s%s", timeout_ms / 1000.0, sep, r->tail);
 		return false;
 	}
 	if (r->stdout_overflow) {
@@ -925,6 +924,26 @@ static int enqueue_all(lote_ctx *ctx, json_t *items)
 	return 0;
 }
 
+/* A failing program may say how to retry on stdout: {"permanent": true}
+ * (no retry) or {"retry_in_ms": N} (retry after N ms instead of the
+ * policy's back-off). Anything else on stdout is ignored on failure. */
+static int fail_as_told(lote_ctx *ctx, const lote__exec_result *r, const char *msg)
+{
+	json_t *root = r->out_len ? json_loadb(r->out, r->out_len, 0, NULL) : NULL;
+	json_t *permanent = json_object_get(root, "permanent");
+	json_t *retry = json_object_get(root, "retry_in_ms");
+	int rc;
+
+	if (json_is_true(permanent))
+		rc = lote_ctx_fail_permanent(ctx, "%s", msg);
+	else if (json_is_integer(retry) && json_integer_value(retry) >= 0)
+		rc = lote_ctx_retry_in(ctx, json_integer_value(retry), "%s", msg);
+	else
+		rc = lote_ctx_fail(ctx, "%s", msg);
+	json_decref(root);
+	return rc;
+}
+
 int lote__exec_handler(lote_ctx *ctx, void *udata)
 {
 	lote__exec *x = udata;
@@ -947,7 +966,7 @@ int lote__exec_handler(lote_ctx *ctx, void *udata)
 		goto done;
 	}
 	if (!lote__exec_result_ok(&r, x->timeout_ms, msg, MESSAGE_MAX)) {
-		rc = lote_ctx_fail(ctx, "%s", msg);
+		rc = fail_as_told(ctx, &r, msg);
 		goto done;
 	}
 	if (lote__exec_parse_output(r.out, r.out_len, &items, &batch, &err) < 0) {

@@ -26,8 +26,6 @@
 #include "error.h"
 #include "log.h"
 
-/* How often an idle or busy worker stamps its heartbeat. */
-#define HEARTBEAT_MS 5000
 
 struct worker {
 	lote_engine *e;
@@ -38,7 +36,6 @@ struct worker {
 	char *command_types;   /* text[] literals of the handled types */
 	char *event_types;
 	char *queues;          /* text[] literal or NULL for every queue */
-	int64_t last_beat;
 	struct lote__tx tx;
 	char begin[65536];     /* BEGIN + lock of the current group */
 };
@@ -229,24 +226,7 @@ static int register_worker(struct worker *w, lote_error *err)
 	w->id = strtoll(id, NULL, 10);
 	snprintf(w->id_text, sizeof(w->id_text), "%lld", (long long)w->id);
 	free(id);
-	w->last_beat = lote__mono_ms();
 	return 0;
-}
-
-static void heartbeat(struct worker *w)
-{
-	const char *params[1] = { w->id_text };
-	PGresult *res;
-
-	if (lote__mono_ms() - w->last_beat < HEARTBEAT_MS)
-		return;
-	res = PQexecParams(w->conn,
-		"UPDATE lote.workers SET heartbeat_at = now() WHERE id = $1",
-		1, NULL, params, NULL, NULL, 0);
-	if (PQresultStatus(res) != PGRES_COMMAND_OK)
-		log_warn("heartbeat failed: %s", PQresultErrorMessage(res));
-	PQclear(res);
-	w->last_beat = lote__mono_ms();
 }
 
 static const char *nul_if_null(const PGresult *res, int r, int c)
@@ -328,7 +308,7 @@ static void run_row(struct worker *w, struct row *row)
 		       : lote_ctx_fail(c, "no handler for command type %s", c->type);
 	} else {
 		const struct lote__event_type *et = lote__engine_event(w->e, c->type);
-		if (!et)
+		if (!et || et->nhandlers == 0)
 			rc = lote_ctx_fail(c, "no handler for event type %s", c->type);
 		for (int i = 0; et && i < et->nhandlers && rc == 0; i++)
 			rc = call_handler(w, &et->handlers[i], c);
@@ -722,7 +702,6 @@ int lote__worker_main(lote_engine *e, int index)
 				break;
 			got += rc;
 		}
-		heartbeat(&w);
 		if (PQstatus(w.conn) != CONNECTION_OK)
 			break;
 		if (got == 0)

@@ -411,7 +411,7 @@ static void timeout_kills(void **state)
 	assert_true(time(NULL) - started < 20);
 	error = tl_value(t->conn, "SELECT error FROM lote.commands WHERE id = %lld", id);
 	assert_non_null(error);
-	assert_string_equal(error, "handler timed out after 1s: still working");
+	assert_string_equal(error, "timeout after 1 s: still working");
 	/* The whole process group was killed, background children included. */
 	sleep(5);
 	assert_int_not_equal(access(mark, F_OK), 0);

@@ -98,7 +98,12 @@ static void sample_file(void **state)
 	         "[event  ClassActivityCreated ]   ; a comment after a header\n"
 	         "exec = python3 -m handlers.activity\n"
 	         "[command Other]\n"
-	         "exec = true\n",
+	         "exec = true\n"
+	         "max_attempts = 7\n"
+	         "retry = linear\n"
+	         "retry_base = 500ms\n"
+	         "retry_max = 1m\n"
+	         "retry_jitter = 0.25\n",
 	         long_prog);
 	path = write_conf("sample.conf", text);
 	lote__config_init(&cfg);
@@ -131,6 +136,13 @@ static void sample_file(void **state)
 	assert_string_equal(cfg.handlers[2].type, "ClassActivityCreated");
 	assert_string_equal(cfg.handlers[2].program, "python3 -m handlers.activity");
 	assert_string_equal(cfg.handlers[3].type, "Other");
+	assert_int_equal(cfg.handlers[3].max_attempts, 7);
+	assert_int_equal(cfg.handlers[3].retry.strategy, LOTE_RETRY_LINEAR);
+	assert_int_equal(cfg.handlers[3].retry.base_ms, 500);
+	assert_int_equal(cfg.handlers[3].retry.max_ms, 60000);
+	assert_true(cfg.handlers[3].retry.jitter == 0.25);
+	assert_int_equal(cfg.handlers[0].max_attempts, 0);
+	assert_int_equal(cfg.handlers[0].retry.strategy, LOTE_RETRY_DEFAULT);
 	lote__config_done(&cfg);
 	unlink(path);
 	free(path);
@@ -158,7 +170,12 @@ static void file_errors(void **state)
 	load_bad("[command A]\nexec = a\ntimeout = soon\n", 3, "timeout: invalid duration \"soon\"");
 	load_bad("[command A]\nexec = a\ntimeout = 30d\n", 3, "timeout: 30d is out of range (10ms..7d)");
 	load_bad("[command A]\nexec = a\nretries = 3\n", 3,
-	         "unknown key \"retries\" in [command A] (expected exec, timeout)");
+	         "unknown key \"retries\" in [command A] (expected exec, timeout, max_attempts, retry, retry_base, retry_max, retry_jitter)");
+	load_bad("[command A]\nexec = a\nmax_attempts = 0\n", 3, "max_attempts: \"0\" is not an integer from 1 to 1000");
+	load_bad("[command A]\nexec = a\nmax_attempts = 2.5\n", 3, "max_attempts: \"2.5\" is not an integer");
+	load_bad("[command A]\nexec = a\nretry = random\n", 3, "retry: \"random\" is not exponential, linear or fixed");
+	load_bad("[command A]\nexec = a\nretry_base = 1x\n", 3, "retry_base: invalid duration");
+	load_bad("[command A]\nexec = a\nretry_jitter = 2\n", 3, "retry_jitter: \"2\" is not a number from 0 to 1");
 	load_bad("[command A]\nexec = a\nexec = b\n", 3, "exec is set twice in [command A]");
 	load_bad("[command A]\nexec =\n", 2, "exec: empty program");
 	load_bad("[command A]\nexec = a\n\n[command A]\nexec = b\n", 4,
@@ -291,17 +308,23 @@ static void help_lists_every_setting(void **state)
 
 /* docs/config.md, found from this file's path (meson compiles it by a path
  * relative to the build directory, where tests run). */
+static const char *docs_path(void)
+{
+	static char path[4096];
+	const char *slash = strrchr(__FILE__, '/');
+
+	snprintf(path, sizeof(path), "%.*s/../../docs/config.md",
+	         slash ? (int)(slash - __FILE__) : 1, slash ? __FILE__ : ".");
+	return path;
+}
+
 static char *read_docs(void)
 {
-	char path[4096];
-	const char *slash = strrchr(__FILE__, '/');
 	FILE *f;
 	char *text;
 	long n;
 
-	snprintf(path, sizeof(path), "%.*s/../../docs/config.md",
-	         slash ? (int)(slash - __FILE__) : 1, slash ? __FILE__ : ".");
-	f = fopen(path, "r");
+	f = fopen(docs_path(), "r");
 	if (!f)
 		return NULL;
 	fseek(f, 0, SEEK_END);
@@ -334,8 +357,19 @@ static void docs_match_table(void **state)
 	assert_non_null(b);
 	assert_non_null(e);
 	b += strlen(begin_mark);
-	if ((size_t)(e - b) != len || memcmp(b, buf, len) != 0)
-		fail_msg("docs/config.md is out of date; its settings table should be:\n%s", buf);
+	if (((size_t)(e - b) != len || memcmp(b, buf, len) != 0) && getenv("LOTE_UPDATE_DOCS")) {
+		/* LOTE_UPDATE_DOCS=1: rewrite the table from the settings. */
+		FILE *out = fopen(docs_path(), "w");
+		assert_non_null(out);
+		fwrite(docs, 1, (size_t)(b - docs), out);
+		fwrite(buf, 1, len, out);
+		fputs(e, out);
+		fclose(out);
+		print_message("docs/config.md updated\n");
+	} else if ((size_t)(e - b) != len || memcmp(b, buf, len) != 0) {
+		fail_msg("docs/config.md is out of date: run the unit test with LOTE_UPDATE_DOCS=1 "
+		         "(from the build directory) to rewrite its settings table from the code");
+	}
 	free(buf);
 	free(docs);
 }

@@ -305,7 +305,7 @@ static void run_timeout(void **state)
 	run(prog, NULL, 300, &r);
 	assert_true(r.timed_out);
 	assert_false(lote__exec_result_ok(&r, 300, msg, sizeof(msg)));
-	assert_string_equal(msg, "handler timed out after 300ms: started");
+	assert_string_equal(msg, "timeout after 0.3 s: started");
 	lote__exec_result_done(&r);
 	sleep(3);
 	assert_int_not_equal(access(mark, F_OK), 0);
