@@ -15,33 +15,17 @@ LANGUAGE sql AS $$
 	SELECT lote.enqueue(kind, payload)
 $$;
 
--- Bulk: one INSERT ... SELECT into lote.commands, with the checks and
--- defaults of lote.enqueue (type checked once, every payload checked as
--- lote.check_payload does; queue, priority, attempts, run_at and lineage as
--- lote.enqueue sets them without options). One statement, so lote's
--- statement trigger sends a single NOTIFY. Returns the rows inserted.
+-- Bulk: lote's own bulk path (lote.insert_commands, the one lote.batch
+-- uses): every item checked like lote.enqueue, all inserted by one
+-- statement, so lote's statement trigger sends a single NOTIFY. Returns the
+-- rows inserted.
 CREATE OR REPLACE FUNCTION engine.enqueue_many(kind text, payloads jsonb[])
 RETURNS bigint
-LANGUAGE plpgsql AS $$
-DECLARE
-	n bigint;
-	bad jsonb;
-BEGIN
-	PERFORM lote.check_type('engine.enqueue_many', kind);
-	SELECT p INTO bad FROM unnest(payloads) p
-	WHERE p IS NULL OR jsonb_typeof(p) <> 'object'
-	   OR octet_length(p::text) > lote.max_payload_bytes()
-	LIMIT 1;
-	IF FOUND THEN
-		PERFORM lote.check_payload('engine.enqueue_many', bad); -- raises its error
-	END IF;
-	INSERT INTO lote.commands (institution_id, type, data, event_id, parent_id)
-	SELECT '00000000-0000-0000-0000-000000000000', kind, p,
-	       lote.current_id('event_id'), lote.current_id('command_id')
-	FROM unnest(payloads) p;
-	GET DIAGNOSTICS n = ROW_COUNT;
-	RETURN n;
-END
+LANGUAGE sql AS $$
+	SELECT lote.insert_commands('engine.enqueue_many',
+		(SELECT coalesce(jsonb_agg(jsonb_build_object('type', kind, 'data', p) ORDER BY i), '[]')
+		 FROM unnest(payloads) WITH ORDINALITY AS u(p, i)),
+		'00000000-0000-0000-0000-000000000000', NULL, 'pending')
 $$;
 
 -- Commands not finished yet (queued, waiting for a batch, or running).

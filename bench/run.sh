@@ -68,6 +68,10 @@ mkdir -p "$out"
 out=$(cd "$out" && pwd)
 raw=$out/raw.jsonl log=$out/run.log
 work=$(mktemp -d /tmp/lote-bench.XXXXXX)
+# Freeze the binary: a rebuild during the run must not mix two engines.
+lote_version=$("$lote" --version)
+cp "$lote" "$work/lote"
+lote=$work/lote
 started_cluster=0
 cleanup() {
 	if [ $started_cluster = 1 ] && [ $keep = 0 ]; then "$work/peers/pg.sh" stop >/dev/null 2>&1; fi
@@ -101,7 +105,7 @@ export ENGINE_WORKER="'$lote' bench worker"
 {
 	echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')," \
 	     "$(awk '/MemTotal/ {printf "%.0f GiB RAM", $2/1048576}' /proc/meminfo)"
-	echo "lote: $("$lote" --version), commit $(git -C "$repo" rev-parse --short HEAD 2>/dev/null)"
+	echo "lote: $lote_version, binary ${LOTE:-$repo/build/lote} of $(date -u -r "${LOTE:-$repo/build/lote}" +%FT%TZ), repository at $(git -C "$repo" rev-parse --short HEAD 2>/dev/null)"
 	echo "postgresql: $("$work/peers/pg.sh" psql -Atc 'select version()')"
 	echo "reps: $reps, quick: $quick"
 } > "$out/machine.txt"
