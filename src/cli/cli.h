@@ -27,6 +27,12 @@ int cmd_archive(int argc, char **argv);
 int cmd_retention(int argc, char **argv);
 int cmd_schedules(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
+int cmd_web(int argc, char **argv);
+int cmd_tokens(int argc, char **argv);
+int cmd_events(int argc, char **argv);
+int cmd_commands(int argc, char **argv);
+int cmd_batches(int argc, char **argv);
+int cmd_workers(int argc, char **argv);
 
 /* Prints "lote CMD: message" to stderr. */
 void cli_error(const char *cmd, const char *fmt, ...) LOTE_PRINTF(2, 3);

@@ -1,14 +1,22 @@
 /* cmd_run.c - `lote run`: reads the config file and flags, registers one
  * exec handler per --exec / --exec-event / config section, and runs the
  * engine until SIGTERM or SIGINT. */
+#include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "config.h"
+#include "db.h"
 #include "exec.h"
+#include "http.h"
 #include "log.h"
 
 static const char usage_head[] =
@@ -51,6 +59,11 @@ static const char usage_head[] =
 	"    --exec-event TYPE=PROGRAM\n"
 	"        Run PROGRAM for events of TYPE. Repeatable; several programs for\n"
 	"        one type all run, in order, in one transaction.\n"
+	"    --http ADDR:PORT\n"
+	"        Also serve the dashboard and the JSON API (as `lote web` does)\n"
+	"        on ADDR:PORT, from a process of its own that is restarted if it\n"
+	"        dies. Off by default, so several daemons can share a host. A port\n"
+	"        in use stops the daemon at start-up (exit 1).\n"
 	"    -h, --help\n"
 	"        Show this text.\n";
 
@@ -75,6 +88,7 @@ enum {
 	OPT_CONFIG = 0x100,
 	OPT_EXEC,
 	OPT_EXEC_EVENT,
+	OPT_HTTP,
 	OPT_SETTING = 0x200,
 	OPT_NEGATE = 0x400,
 };
@@ -87,6 +101,7 @@ struct flags {
 	struct { lote_kind kind; const char *spec; } *execs;
 	int nexecs;
 	bool database_url;     /* --database-url given */
+	const char *http;      /* --http ADDR:PORT, borrowed from argv */
 };
 
 static void usage(FILE *out)
@@ -101,7 +116,7 @@ static void usage(FILE *out)
 static struct option *long_options(char ***ret_names)
 {
 	int n = lote__config_setting_count(), k = 0, m = 0;
-	struct option *o = calloc((size_t)(2 * n + 5), sizeof(*o));
+	struct option *o = calloc((size_t)(2 * n + 6), sizeof(*o));
 	char **names = calloc((size_t)(2 * n + 1), sizeof(char *));
 
 	if (!o || !names)
@@ -110,6 +125,7 @@ static struct option *long_options(char ***ret_names)
 	o[k++] = (struct option){ "exec", required_argument, NULL, OPT_EXEC };
 	o[k++] = (struct option){ "exec-event", required_argument, NULL, OPT_EXEC_EVENT };
 	o[k++] = (struct option){ "help", no_argument, NULL, 'h' };
+	o[k++] = (struct option){ "http", required_argument, NULL, OPT_HTTP };
 	for (int i = 0; i < n; i++) {
 		lote__setting_info s;
 		bool is_bool;
@@ -165,6 +181,9 @@ static int parse_args(int argc, char **argv, struct flags *fl)
 			break;
 		case OPT_CONFIG:
 			fl->config = optarg;
+			break;
+		case OPT_HTTP:
+			fl->http = optarg;
 			break;
 		case OPT_EXEC:
 		case OPT_EXEC_EVENT:
@@ -274,6 +293,94 @@ static int register_handlers(lote_engine *engine, const lote__config *cfg,
 	return 0;
 }
 
+/* The HTTP keeper: a child of the supervisor that runs the HTTP server in
+ * a grandchild and starts it again when it dies (the supervisor reaps
+ * every child it has, so it could not watch the server itself). The
+ * server is a process of its own, so its threads never share an address
+ * space with the supervisor, which forks workers. */
+static void http_keeper(int fd, const char *conninfo)
+{
+	int64_t backoff = 100;
+	sigset_t set;
+	pid_t child = 0;
+
+	prctl(PR_SET_PDEATHSIG, SIGTERM);
+	lote__log_set_context("http");
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	for (;;) {
+		siginfo_t info;
+		int64_t started = lote__mono_ms(), st;
+		int sig, wst;
+
+		child = fork();
+		if (child == 0) {
+			lote_error err = { 0 };
+			prctl(PR_SET_PDEATHSIG, SIGTERM);
+			if (lote__http_serve(fd, conninfo, &err) < 0) {
+				log_error("%s", err.message);
+				_exit(1);
+			}
+			_exit(0);
+		}
+		if (child < 0) {
+			log_error("cannot fork the HTTP server: %s", strerror(errno));
+			_exit(1);
+		}
+		do
+			sig = sigwaitinfo(&set, &info);
+		while (sig == SIGCHLD && waitpid(child, &wst, WNOHANG) == 0);
+		if (sig != SIGCHLD) {
+			kill(child, SIGTERM);
+			waitpid(child, NULL, 0);
+			_exit(0);
+		}
+		st = lote__mono_ms() - started;
+		backoff = st > 10000 ? 100 : (backoff * 2 > 30000 ? 30000 : backoff * 2);
+		log_warn("the HTTP server (pid %d) %s %d; restarting it in %lldms", (int)child,
+		         WIFSIGNALED(wst) ? "was killed by signal" : "exited with status",
+		         WIFSIGNALED(wst) ? WTERMSIG(wst) : WEXITSTATUS(wst), (long long)backoff);
+		struct timespec ts = { backoff / 1000, (backoff % 1000) * 1000000 };
+		sigset_t stop;
+		sigemptyset(&stop);
+		sigaddset(&stop, SIGTERM);
+		sigaddset(&stop, SIGINT);
+		if (sigtimedwait(&stop, &info, &ts) > 0)
+			_exit(0);
+	}
+}
+
+/* Binds --http ADDR:PORT and forks the keeper. Returns its pid, 0 when
+ * --http was not given, or -1 after printing why. */
+static pid_t start_http(const char *addr, const char *conninfo)
+{
+	lote_error err = { 0 };
+	int fd, port;
+	pid_t pid;
+
+	if (!addr)
+		return 0;
+	if (lote__http_listen(addr, &fd, &port, &err) < 0) {
+		cli_error("run", "--http: %s", err.message);
+		return -1;
+	}
+	pid = fork();
+	if (pid == 0) {
+		http_keeper(fd, conninfo);
+		_exit(0);
+	}
+	close(fd);
+	if (pid < 0) {
+		cli_error("run", "cannot fork the HTTP server: %s", strerror(errno));
+		return -1;
+	}
+	log_info("dashboard and API on http://%.*s:%d/", (int)(strrchr(addr, ':') - addr), addr, port);
+	return pid;
+}
+
 int cmd_run(int argc, char **argv)
 {
 	struct flags fl = { 0 };
@@ -282,6 +389,7 @@ int cmd_run(int argc, char **argv)
 	lote_error err = { 0 };
 	char *conninfo = NULL;
 	PGconn *conn;
+	pid_t http = 0;
 	int status;
 
 	lote__config_init(&cfg);
@@ -302,6 +410,10 @@ int cmd_run(int argc, char **argv)
 	}
 	PQfinish(conn);
 	cfg.engine.conninfo = conninfo;
+	if ((http = start_http(fl.http, conninfo)) < 0) {
+		status = EXIT_FAIL;
+		goto done;
+	}
 	if (lote_engine_new(&cfg.engine, &engine, &err) < 0 ||
 	    register_handlers(engine, &cfg, &err) < 0 ||
 	    lote_engine_run(engine, &err) < 0) {
@@ -311,6 +423,10 @@ int cmd_run(int argc, char **argv)
 	}
 	status = EXIT_OK;
 done:
+	if (http > 0) {
+		kill(http, SIGTERM);
+		waitpid(http, NULL, 0);
+	}
 	lote_engine_free(engine);
 	lote__config_done(&cfg);
 	free(conninfo);

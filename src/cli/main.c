@@ -21,6 +21,12 @@ static const struct command {
 	{ "retention", cmd_retention, "drop archived work past its retention; show, set it" },
 	{ "schedules", cmd_schedules, "periodic commands (cron) and built-in routines: ls, add, rm" },
 	{ "stats", cmd_stats, "sizes of the hot tables and the archive" },
+	{ "web", cmd_web, "serve the dashboard and the JSON API" },
+	{ "events", cmd_events, "list and show events" },
+	{ "commands", cmd_commands, "list, show, reprocess and cancel commands" },
+	{ "batches", cmd_batches, "list, show and cancel batches" },
+	{ "workers", cmd_workers, "worker processes and what they run" },
+	{ "tokens", cmd_tokens, "API tokens: add, ls, revoke" },
 };
 
 static void usage(FILE *out)

@@ -191,7 +191,7 @@ static enum MHD_Result send_raw(struct MHD_Connection *c, unsigned status, const
 /* Sends v (reference taken) as JSON. */
 static enum MHD_Result send_json(struct MHD_Connection *c, unsigned status, json_t *v)
 {
-	char *s = json_dumps(v, JSON_COMPACT);
+	char *s = json_dumps(v, JSON_COMPACT | JSON_REAL_PRECISION(12));
 	enum MHD_Result ok;
 
 	json_decref(v);
@@ -292,10 +292,12 @@ static bool authenticate(struct MHD_Connection *c, PGconn *db, lote__api_actor *
 	lote_error err = { 0 };
 
 	if (!h || strncasecmp(h, "Bearer ", 7) != 0) {
-		struct MHD_Response *r;
-		char *s = json_dumps(json_pack("{ss}", "error", "missing token: send Authorization: Bearer TOKEN"
-		                               " (create one with lote tokens add)"), JSON_COMPACT);
-		r = MHD_create_response_from_buffer(strlen(s), s, MHD_RESPMEM_MUST_FREE);
+		static const char msg[] = "{\"error\":\"missing token: send Authorization: Bearer TOKEN"
+		                          " (create one with lote tokens add)\"}";
+		struct MHD_Response *r = MHD_create_response_from_buffer(sizeof(msg) - 1, (void *)msg,
+		                                                        MHD_RESPMEM_PERSISTENT);
+		if (!r)
+			return (*ret = MHD_NO), false;
 		MHD_add_response_header(r, "Content-Type", "application/json");
 		MHD_add_response_header(r, "WWW-Authenticate", "Bearer realm=\"lote\"");
 		*ret = MHD_queue_response(c, 401, r);
@@ -392,7 +394,7 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *out, size_t max)
 			if (asprintf(&s->buf, ": %s\n\n", "summary unavailable") < 0)
 				return MHD_CONTENT_READER_END_WITH_ERROR;
 		} else {
-			j = json_dumps(sum, JSON_COMPACT);
+			j = json_dumps(sum, JSON_COMPACT | JSON_REAL_PRECISION(12));
 			json_decref(sum);
 			if (!j || asprintf(&s->buf, "id: %u\nevent: summary\ndata: %s\n\n", ++s->seq, j) < 0) {
 				free(j);
@@ -527,7 +529,7 @@ static enum MHD_Result route_api(struct MHD_Connection *c, struct server *srv, P
 				return send_error(c, 422, "cursor: not a positive integer");
 			rc = lote__api_audit(db, actor, cursor, 100, &v, &err);
 		} else if (strcmp(seg[0], "me") == 0) {
-			v = json_pack("{sIsss?}", "token_id", (json_int_t)actor->token_id, "role", actor->role,
+			v = json_pack("{sIssss?}", "token_id", (json_int_t)actor->token_id, "role", actor->role,
 			              "institution_id", actor->institution[0] ? actor->institution : NULL);
 			rc = 0;
 		} else if (strcmp(seg[0], "stream") == 0) {
