@@ -100,7 +100,9 @@ CREATE TABLE lote.commands_archive (
 
 -- Indexes declared on the parents are created on every partition. The
 -- dashboard lists newest first (ORDER BY id DESC) with keyset pagination,
--- so each filter has an (x, id) index; time ranges use BRIN (rows arrive
+-- so each filter, lineage ids included, has an (x, id) index (with (x)
+-- alone, "WHERE x = $1 ORDER BY id LIMIT n" walks the id index of every
+-- partition when x matches nothing); time ranges use BRIN (rows arrive
 -- in time order) and partition pruning on finished_at.
 CREATE INDEX events_archive_id ON lote.events_archive (id);
 CREATE INDEX events_archive_type ON lote.events_archive (type, id);
@@ -112,19 +114,19 @@ CREATE INDEX events_archive_created ON lote.events_archive USING brin (created_a
 CREATE INDEX batches_archive_id ON lote.batches_archive (id);
 CREATE INDEX batches_archive_type ON lote.batches_archive (type, id);
 CREATE INDEX batches_archive_institution ON lote.batches_archive (institution_id, id);
-CREATE INDEX batches_archive_event ON lote.batches_archive (event_id) WHERE event_id IS NOT NULL;
-CREATE INDEX batches_archive_parent ON lote.batches_archive (parent_id) WHERE parent_id IS NOT NULL;
-CREATE INDEX batches_archive_next ON lote.batches_archive (next_command_id) WHERE next_command_id IS NOT NULL;
+CREATE INDEX batches_archive_event ON lote.batches_archive (event_id, id) WHERE event_id IS NOT NULL;
+CREATE INDEX batches_archive_parent ON lote.batches_archive (parent_id, id) WHERE parent_id IS NOT NULL;
+CREATE INDEX batches_archive_next ON lote.batches_archive (next_command_id, id) WHERE next_command_id IS NOT NULL;
 CREATE INDEX batches_archive_finished ON lote.batches_archive USING brin (finished_at);
 CREATE INDEX batches_archive_created ON lote.batches_archive USING brin (created_at);
 
 CREATE INDEX commands_archive_id ON lote.commands_archive (id);
 CREATE INDEX commands_archive_type ON lote.commands_archive (type, id);
 CREATE INDEX commands_archive_institution ON lote.commands_archive (institution_id, id);
-CREATE INDEX commands_archive_event ON lote.commands_archive (event_id) WHERE event_id IS NOT NULL;
-CREATE INDEX commands_archive_parent ON lote.commands_archive (parent_id) WHERE parent_id IS NOT NULL;
-CREATE INDEX commands_archive_original ON lote.commands_archive (original_id) WHERE original_id IS NOT NULL;
-CREATE INDEX commands_archive_batch ON lote.commands_archive (batch_id) WHERE batch_id IS NOT NULL;
+CREATE INDEX commands_archive_event ON lote.commands_archive (event_id, id) WHERE event_id IS NOT NULL;
+CREATE INDEX commands_archive_parent ON lote.commands_archive (parent_id, id) WHERE parent_id IS NOT NULL;
+CREATE INDEX commands_archive_original ON lote.commands_archive (original_id, id) WHERE original_id IS NOT NULL;
+CREATE INDEX commands_archive_batch ON lote.commands_archive (batch_id, id) WHERE batch_id IS NOT NULL;
 CREATE INDEX commands_archive_finished ON lote.commands_archive USING brin (finished_at);
 CREATE INDEX commands_archive_created ON lote.commands_archive USING brin (created_at);
 
