@@ -472,6 +472,8 @@ static void reap(struct supervisor *s, bool stopping)
 			if (WIFSIGNALED(st))
 				snprintf(why, sizeof(why), "crashed: signal %d (SIG%s)", WTERMSIG(st),
 				         abbrev ? abbrev : "?");
+			else if (WEXITSTATUS(st) == LOTE__EXIT_CONNECTION)
+				snprintf(why, sizeof(why), "database connection lost");
 			else
 				snprintf(why, sizeof(why), "crashed: exit status %d", WEXITSTATUS(st));
 			log_warn("worker %d (pid %d) %s", i + 1, (int)pid, why);

@@ -52,6 +52,9 @@ struct lote_engine {
 const struct lote__handler *lote__engine_command(const lote_engine *e, const char *type);
 const struct lote__event_type *lote__engine_event(const lote_engine *e, const char *type);
 
+/* Exit status of a worker whose database connection was lost. */
+#define LOTE__EXIT_CONNECTION 3
+
 /* The body of a worker process; returns its exit status. index counts from 1. */
 int lote__worker_main(lote_engine *e, int index);
 

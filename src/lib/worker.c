@@ -313,7 +313,10 @@ static void run_row(struct worker *w, struct row *row)
 		for (int i = 0; et && i < et->nhandlers && rc == 0; i++)
 			rc = call_handler(w, &et->handlers[i], c);
 	}
-	slot->kind = 0;
+	/* A row whose handler cut the connection keeps the slot: the worker
+	 * exits and the supervisor blames that row (no endless re-runs). */
+	if (PQstatus(w->conn) == CONNECTION_OK)
+		slot->kind = 0;
 	rc = lote__ctx_finish(c, rc, &row->error);
 	row->finished_us = lote__now_us();
 	row->ran = true;
@@ -709,7 +712,7 @@ int lote__worker_main(lote_engine *e, int index)
 	}
 	if (!e->stop) {
 		log_error("database connection lost: %s", PQerrorMessage(w.conn));
-		status = 1;
+		status = LOTE__EXIT_CONNECTION;
 	} else if (w.id) {
 		const char *params[1] = { w.id_text };
 		PQclear(PQexecParams(w.conn, "DELETE FROM lote.workers WHERE id = $1",

@@ -44,8 +44,44 @@ PGconn *tl_connect(const char *conninfo)
 	return c;
 }
 
+/* Children this test program started (engines, lote processes), so that
+ * a failed assertion — which leaves the test function at once — never
+ * leaves one running into the next test's database. */
+static pid_t children[256];
+static int nchildren;
+
+static void track(pid_t pid)
+{
+	if (nchildren < (int)(sizeof(children) / sizeof(children[0])))
+		children[nchildren++] = pid;
+}
+
+static void untrack(pid_t pid)
+{
+	for (int i = 0; i < nchildren; i++)
+		if (children[i] == pid)
+			children[i] = children[--nchildren];
+}
+
+static void kill_children(void)
+{
+	for (int i = 0; i < nchildren; i++) {
+		/* the group too: an engine's workers stop with it anyway */
+		kill(children[i], SIGKILL);
+		waitpid(children[i], NULL, 0);
+	}
+	nchildren = 0;
+}
+
 char *tl_fresh_db(const char *name, bool migrate)
 {
+	static bool registered;
+	if (!registered) {
+		atexit(kill_children);
+		registered = true;
+	}
+	kill_children();
+	{
 	char db[64], *info = NULL;
 	PGconn *admin = tl_connect(admin_url());
 	snprintf(db, sizeof(db), "t_%s", name);
@@ -62,6 +98,7 @@ char *tl_fresh_db(const char *name, bool migrate)
 		PQfinish(c);
 	}
 	return info;
+	}
 }
 
 static PGresult *vrun(PGconn *conn, const char *fmt, va_list ap, char **ret_err)
@@ -239,6 +276,7 @@ pid_t tl_spawn_lote(const char *conninfo, const char *log_path, ...)
 	va_start(ap, log_path);
 	pid_t pid = vspawn(conninfo, log_path, -1, ap);
 	va_end(ap);
+	track(pid);
 	return pid;
 }
 
@@ -269,6 +307,7 @@ int tl_run_lote(const char *conninfo, char **ret_output, ...)
 int tl_stop(pid_t pid, int sig, int timeout_ms)
 {
 	int st;
+	untrack(pid);
 	kill(pid, sig);
 	for (int waited = 0; waited < timeout_ms; waited += 10) {
 		pid_t r = waitpid(pid, &st, WNOHANG);
@@ -331,6 +370,7 @@ pid_t tl_start_engine(const char *conninfo, const lote_engine_options *opts,
 		lote_engine_free(e);
 		_exit(0);
 	}
+	track(pid);
 	return pid;
 }
 
