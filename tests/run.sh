@@ -22,7 +22,11 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 logs=()
 for d in "${dirs[@]}"; do
 	echo "== meson test in $d"
-	meson test -C "$d" --print-errorlogs --num-processes "${LOTE_TEST_JOBS:-2}" "$@"
-	logs+=("$d/meson-logs/testlog.json")
+	# a log of this run's own, so another run in the same build directory
+	# cannot mix into the count
+	logbase="testlog-run$$"
+	meson test -C "$d" --print-errorlogs --num-processes "${LOTE_TEST_JOBS:-2}" \
+		--logbase "$logbase" "$@"
+	logs+=("$d/meson-logs/$logbase.json")
 done
 python3 tests/summarize.py "${logs[@]}"

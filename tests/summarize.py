@@ -9,13 +9,20 @@ passed = failed = skipped = 0
 bad = []
 for path in sys.argv[1:]:
     try:
-        lines = open(path).read().splitlines()
+        lines = open(path, errors="replace").read().splitlines()
     except OSError as e:
         print(f"summarize: {e}")
         failed += 1
         continue
-    for line in lines:
-        t = json.loads(line)
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            t = json.loads(line)
+        except ValueError as e:
+            print(f"summarize: {path}:{n}: unreadable test log line ({e})")
+            failed += 1
+            continue
         out = t.get("stdout") or ""
         ok = len(re.findall(r"^ok \d+", out, re.M))
         skip = len(re.findall(r"^ok \d+ .*# SKIP", out, re.M))
