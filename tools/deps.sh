@@ -5,12 +5,12 @@
 set -euo pipefail
 goal=${1:-build}
 build=(gcc make meson ninja-build pkg-config python3 libpq-dev libjansson-dev
-       libinih-dev libcmocka-dev)
+       libinih-dev libcmocka-dev libmicrohttpd-dev)
 server=(postgresql-15)
 case $goal in
 	build) want=("${build[@]}") ;;
 	run)   want=("${build[@]}" "${server[@]}") ;;
-	test)  want=("${build[@]}" "${server[@]}" libasan8 libubsan1) ;;
+	test)  want=("${build[@]}" "${server[@]}" libasan8 libubsan1 chromium nodejs npm) ;;
 	bench) want=("${build[@]}" "${server[@]}" nodejs npm) ;;
 	*) echo "deps.sh: unknown goal $goal (build|run|test|bench)" >&2; exit 2 ;;
 esac

@@ -24,7 +24,7 @@ function h(tag, attrs, ...kids) {
     else if (k === 'class') el.className = v;
     else el.setAttribute(k, v === true ? '' : v);
   }
-  for (const k of kids.flat()) {
+  for (const k of kids.flat(Infinity)) {
     if (k === null || k === undefined || k === false) continue;
     el.append(k instanceof Node ? k : document.createTextNode(String(k)));
   }
@@ -501,14 +501,18 @@ async function start() {
   startStream();
 }
 
-window.addEventListener('hashchange', route);
+// A login link: #token=… is stored and taken out of the address bar.
+function takeToken() {
+  const m = location.hash.match(/^#token=([^&]+)/);
+  if (!m) return false;
+  localStorage.setItem('lote.token', decodeURIComponent(m[1]));
+  history.replaceState(null, '', location.pathname + '#/');
+  return true;
+}
+
+window.addEventListener('hashchange', () => { if (takeToken()) start(); else route(); });
 window.addEventListener('DOMContentLoaded', () => {
   document.getElementById('logout').addEventListener('click', () => logout());
-  // a login link: #token=… is stored and taken out of the address bar
-  const m = location.hash.match(/^#token=([^&]+)/);
-  if (m) {
-    localStorage.setItem('lote.token', decodeURIComponent(m[1]));
-    history.replaceState(null, '', location.pathname + '#/');
-  }
+  takeToken();
   if (token()) start(); else renderLogin();
 });
