@@ -3,10 +3,11 @@
 # driven by playwright-core; no browser is ever downloaded). Needs the
 # PostgreSQL of tests/run.sh (LOTE_TEST_ADMIN_URL) and LOTE_BIN. Makes a
 # database, seeds real flows, creates a token, starts `lote web` on a free
-# port, runs dashboard.mjs, and saves screenshots under docs/screenshots/.
+# port and runs dashboard.mjs. Screenshots go to $LOTE_SCREENSHOTS when set
+# (LOTE_SCREENSHOTS=$PWD/docs/screenshots refreshes the README's), else to a
+# temporary folder.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../.." && pwd)
 : "${LOTE_TEST_ADMIN_URL:?run through tests/run.sh}"
 : "${LOTE_BIN:?}"
 if ! command -v node >/dev/null || [ ! -x /usr/bin/chromium ]; then
@@ -54,6 +55,7 @@ token=$("$LOTE_BIN" tokens add --role admin --name browser | tail -n1)
 pid=$!
 for _ in $(seq 200); do grep -q 'listening on' "$tmp/web.log" && break; sleep 0.05; done
 base=$(grep -o 'http://127.0.0.1:[0-9]*' "$tmp/web.log")
-mkdir -p "$root/docs/screenshots"
-LOTE_URL=$base LOTE_TOKEN=$token LOTE_SHOTS="$root/docs/screenshots" LOTE_DATABASE_URL=$url \
+shots=${LOTE_SCREENSHOTS:-$tmp/shots}
+mkdir -p "$shots"
+LOTE_URL=$base LOTE_TOKEN=$token LOTE_SHOTS="$shots" LOTE_DATABASE_URL=$url \
 	node "$here/dashboard.mjs"
