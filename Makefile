@@ -2,11 +2,12 @@
 #   make build   build/lote and the library (no database, no daemon)
 #   make run     the demo: embedded PostgreSQL under .lote/, migrate, daemon
 #   make test    the whole suite, plus the sanitizer build (ASan + UBSan)
+#   make chaos   the chaos run (slow; not part of make test)
 #   make bench   lote bench beside graphile-worker and pg-boss
 BUILD ?= build
 ASAN ?= build-asan
 
-.PHONY: all build run test test-fast bench clean
+.PHONY: all build run test test-fast chaos bench clean
 
 all: build
 
@@ -38,6 +39,13 @@ test-fast:
 	@tools/deps.sh test
 	@$(MAKE) --no-print-directory build
 	tests/run.sh $(BUILD)
+
+# the chaos run (kill -9 of workers and daemons, PostgreSQL restarts);
+# LOTE_CHAOS_SECONDS=60 by default
+chaos:
+	@tools/deps.sh test
+	@$(MAKE) --no-print-directory build
+	tests/run.sh $(BUILD) -- --suite chaos
 
 bench:
 	@tools/deps.sh bench

@@ -14,6 +14,9 @@ cleanup() { tests/pg-stop.sh "$tmp/pg"; rm -rf "$tmp"; }
 trap cleanup EXIT
 admin=$(tests/pg-start.sh "$tmp/pg") || { echo "could not start the test PostgreSQL"; echo "0 passed, 1 failed"; exit 1; }
 export LOTE_TEST_ADMIN_URL="$admin"
+# for tests that restart the cluster (the chaos run)
+export LOTE_TEST_PGDATA="$tmp/pg/data"
+export PATH="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n1):$PATH"
 export CMOCKA_MESSAGE_OUTPUT=TAP
 # Sanitizers stop at the first error and say where.
 export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1}
@@ -25,8 +28,11 @@ for d in "${dirs[@]}"; do
 	# a log of this run's own, so another run in the same build directory
 	# cannot mix into the count
 	logbase="testlog-run$$"
+	# the chaos suite runs only when asked for (make chaos)
+	suites=(--no-suite chaos)
+	case " $* " in *" --suite "*) suites=() ;; esac
 	meson test -C "$d" --print-errorlogs --num-processes "${LOTE_TEST_JOBS:-2}" \
-		--logbase "$logbase" "$@"
+		--logbase "$logbase" "${suites[@]}" "$@"
 	logs+=("$d/meson-logs/$logbase.json")
 done
 python3 tests/summarize.py "${logs[@]}"
