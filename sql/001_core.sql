@@ -206,8 +206,9 @@ BEGIN
 	END IF;
 	PERFORM lote.check_type('lote.emit', type);
 	PERFORM lote.check_payload('lote.emit', data);
-	INSERT INTO lote.events (institution_id, entity_type, entity_id, type, data)
-	VALUES (emit.institution_id, emit.entity_type, emit.entity_id, emit.type, emit.data)
+	INSERT INTO lote.events (institution_id, entity_type, entity_id, type, data, max_attempts)
+	VALUES (emit.institution_id, emit.entity_type, emit.entity_id, emit.type, emit.data,
+	        lote.policy_max_attempts('event', emit.type))
 	RETURNING id INTO new_id;
 	RETURN new_id;
 END

@@ -246,6 +246,37 @@ BEGIN
 END
 $$;
 
+-- Runs a finished event (success or error) again: a new event with the
+-- same institution, entity, type and data, original_id pointing at it,
+-- processed by the handlers like any other. Refused while a copy is still
+-- live. Returns the new id.
+CREATE FUNCTION lote.reprocess_event(event_id bigint) RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+	e lote.events;
+	new_id bigint;
+BEGIN
+	SELECT * INTO e FROM lote.events WHERE id = event_id FOR UPDATE;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'lote.reprocess_event: no event %', event_id USING ERRCODE = 'P0002';
+	END IF;
+	IF e.status NOT IN ('success', 'error') THEN
+		RAISE EXCEPTION 'lote.reprocess_event: event % is %, only finished events (success, error) can be reprocessed',
+			event_id, e.status USING ERRCODE = '55000';
+	END IF;
+	IF e.replaced_by IS NOT NULL AND EXISTS (SELECT 1 FROM lote.events
+	        WHERE id = e.replaced_by AND status NOT IN ('success', 'error')) THEN
+		RAISE EXCEPTION 'lote.reprocess_event: event % already has a live copy, event %', event_id, e.replaced_by
+			USING ERRCODE = '55000';
+	END IF;
+	INSERT INTO lote.events (institution_id, entity_type, entity_id, type, data, max_attempts, original_id)
+	VALUES (e.institution_id, e.entity_type, e.entity_id, e.type, e.data, e.max_attempts, e.id)
+	RETURNING id INTO new_id;
+	UPDATE lote.events SET replaced_by = new_id WHERE id = e.id;
+	RETURN new_id;
+END
+$$;
+
 -- Cancels a command that has not started: pending, awaiting (a follow-up)
 -- or delayed. Returns whether it did; a running or finished command is left
 -- as it is.

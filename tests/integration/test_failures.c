@@ -58,6 +58,23 @@ static int h_cut(lote_ctx *ctx, void *udata)
 	return tl_record_run(ctx);
 }
 
+/* An event handler that fails until the switch table says otherwise. */
+static int h_event(lote_ctx *ctx, void *udata)
+{
+	PGconn *c = lote_ctx_conn(ctx);
+	PGresult *res;
+	int on;
+	(void)udata;
+	if (!c)
+		return LOTE_EDB;
+	res = PQexec(c, "SELECT 1 FROM switches WHERE on_");
+	on = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) > 0;
+	PQclear(res);
+	if (on)
+		return lote_ctx_fail(ctx, "switched off");
+	return tl_record_run(ctx);
+}
+
 static void register_all(lote_engine *e)
 {
 	lote_error err = { 0 };
@@ -71,6 +88,10 @@ static void register_all(lote_engine *e)
 	tl_on_command(e, "Long", h_long, NULL, 0);
 	tl_on_command(e, "Record", h_record, NULL, 0);
 	tl_on_command(e, "Cut", h_cut, NULL, 0);
+	lote_handler_opts two = { .max_attempts = 2,
+	                          .retry = { .strategy = LOTE_RETRY_FIXED, .base_ms = 100 } };
+	if (lote_engine_on_event(e, "Happened", h_event, NULL, &two, &err) < 0)
+		_exit(1);
 }
 
 static pid_t engine(int64_t lease_ms)
@@ -320,6 +341,36 @@ static void cut_connection_loses_and_repeats_nothing(void **state)
 	PQfinish(c);
 }
 
+static void events_retry_by_type_policy_and_reprocess(void **state)
+{
+	PGconn *c = fresh("fail_events");
+	(void)state;
+	tl_exec(c, "CREATE TABLE switches (on_ boolean)");
+	tl_exec(c, "INSERT INTO switches VALUES (true)");
+	pid_t e = engine(0);
+	/* the daemon registered the event type's policy: 2 attempts, fixed 100 ms */
+	assert_true(tl_wait(c, 5000, "SELECT count(*) = 1 FROM lote.policies WHERE kind = 'event'"));
+	long long ev = tl_int(c, "SELECT lote.emit('00000000-0000-0000-0000-000000000000', 'Thing', '1', 'Happened')");
+	assert_int_equal(tl_int(c, "SELECT max_attempts FROM lote.events WHERE id = %lld", ev), 2);
+	assert_true(tl_wait(c, 10000, "SELECT status = 'error' FROM lote.events WHERE id = %lld", ev));
+	assert_string_equal(tl_value(c, "SELECT string_agg(concat_ws(':', attempt, outcome,"
+	                                " round(extract(epoch FROM retry_at - finished_at) * 10)), ',' ORDER BY attempt)"
+	                                " FROM lote.attempts WHERE kind = 'event' AND row_id = %lld", ev),
+	                    "1:failed:1,2:failed");
+	/* reprocess: a linked copy, processed once the handler works */
+	tl_exec(c, "UPDATE switches SET on_ = false");
+	long long copy = tl_int(c, "SELECT lote.reprocess_event(%lld)", ev);
+	assert_int_equal(tl_int(c, "SELECT original_id FROM lote.events WHERE id = %lld", copy), ev);
+	assert_int_equal(tl_int(c, "SELECT replaced_by FROM lote.events WHERE id = %lld", ev), copy);
+	assert_true(tl_wait(c, 10000, "SELECT status = 'success' FROM lote.events WHERE id = %lld", copy));
+	assert_int_equal(tl_int(c, "SELECT count(*) FROM runs WHERE kind = 'event' AND id = %lld", copy), 1);
+	char *err = tl_try(c, "SELECT lote.reprocess_event(999999)");
+	assert_non_null(strstr(err, "no event 999999"));
+	free(err);
+	assert_int_equal(tl_stop(e, SIGTERM, 15000), 0);
+	PQfinish(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -331,6 +382,7 @@ int main(void)
 		cmocka_unit_test(stale_worker_never_overwrites_a_newer_attempt),
 		cmocka_unit_test(exec_program_says_how_to_retry),
 		cmocka_unit_test(cut_connection_loses_and_repeats_nothing),
+		cmocka_unit_test(events_retry_by_type_policy_and_reprocess),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
