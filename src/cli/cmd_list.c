@@ -8,6 +8,7 @@
 
 #include "api.h"
 #include "cli.h"
+#include "db.h"
 
 static const char usage_fmt[] =
 	"NAME\n"
@@ -373,6 +374,7 @@ static int list_main(lote__api_kind kind, int argc, char **argv)
 			status = EXIT_DB;
 			goto done;
 		}
+		lote__db_try(conn, "SET jit = off"); /* see http.c */
 		if ((rc = lote__api_list(conn, kind, &f, &actor, &v, &err)) < 0) {
 			cli_error(cmd, "%s", err.message);
 			status = cli_exit_for(rc);
@@ -401,6 +403,7 @@ static int list_main(lote__api_kind kind, int argc, char **argv)
 			status = EXIT_DB;
 			goto done;
 		}
+		lote__db_try(conn, "SET jit = off");
 		status = show(conn, kind, ids[0], json);
 		goto done;
 	}

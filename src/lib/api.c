@@ -485,8 +485,12 @@ static const char tree_sql[] =
 	" down AS ("
 	"  SELECT c.id, c.type, c.status, c.parent_id, c.event_id, c.batch_id, c.original_id,"
 	"         c.replaced_by, c.institution_id, c.created_at, c.error, 0 AS depth"
-	"  FROM %1$s c, root WHERE c.id = root.id"
-	"     OR (root.event_id IS NOT NULL AND c.event_id = root.event_id AND c.parent_id IS NULL)"
+	"  FROM %1$s c WHERE c.id = (SELECT id FROM root)"
+	"  UNION ALL"
+	"  SELECT c.id, c.type, c.status, c.parent_id, c.event_id, c.batch_id, c.original_id,"
+	"         c.replaced_by, c.institution_id, c.created_at, c.error, 0"
+	"  FROM %1$s c WHERE c.event_id = (SELECT event_id FROM root) AND c.parent_id IS NULL"
+	"    AND c.id <> (SELECT id FROM root)"
 	"  UNION ALL"
 	"  SELECT c.id, c.type, c.status, c.parent_id, c.event_id, c.batch_id, c.original_id,"
 	"         c.replaced_by, c.institution_id, c.created_at, c.error, down.depth + 1"
@@ -497,8 +501,8 @@ static const char tree_sql[] =
 	" 'commands', (SELECT coalesce(jsonb_agg(to_jsonb(n) - 'depth' ORDER BY n.id), '[]')"
 	"              FROM (SELECT * FROM nodes ORDER BY id LIMIT %3$d) n),"
 	" 'batches', (SELECT coalesce(jsonb_agg(to_jsonb(b) - 'duration' ORDER BY b.id), '[]') FROM %4$s b"
-	"             WHERE b.id IN (SELECT batch_id FROM nodes)"
-	"                OR b.next_command_id IN (SELECT id FROM nodes)),"
+	"             WHERE b.id IN (SELECT batch_id FROM nodes UNION SELECT b2.id FROM %4$s b2"
+	"                            WHERE b2.next_command_id IN (SELECT id FROM nodes))),"
 	" 'truncated', (SELECT count(*) > %3$d FROM nodes))";
 
 int lote__api_get(PGconn *conn, lote__api_kind kind, int64_t id, const lote__api_actor *actor,
@@ -577,12 +581,19 @@ int lote__api_get(PGconn *conn, lote__api_kind kind, int64_t id, const lote__api
 
 /* %1$s: " AND institution_id = $1::uuid" or "" */
 static const char summary_sql[] =
+	/* one status per branch, so each reads its partial index (the hot
+	 * tables may hold many finished rows until they are archived) */
 	"WITH live AS ("
-	"  SELECT 'command' AS kind, type, status, count(*) AS n FROM lote.commands"
-	"  WHERE status IN ('awaiting', 'pending', 'processing')%1$s GROUP BY type, status"
-	"  UNION ALL"
-	"  SELECT 'event', type, status, count(*) FROM lote.events"
-	"  WHERE status IN ('pending', 'processing')%1$s GROUP BY type, status),"
+	"  SELECT 'command' AS kind, type, 'awaiting' AS status, count(*) AS n FROM lote.commands"
+	"  WHERE status = 'awaiting'%1$s GROUP BY type"
+	"  UNION ALL SELECT 'command', type, 'pending', count(*) FROM lote.commands"
+	"  WHERE status = 'pending'%1$s GROUP BY type"
+	"  UNION ALL SELECT 'command', type, 'processing', count(*) FROM lote.commands"
+	"  WHERE status = 'processing'%1$s GROUP BY type"
+	"  UNION ALL SELECT 'event', type, 'pending', count(*) FROM lote.events"
+	"  WHERE status = 'pending'%1$s GROUP BY type"
+	"  UNION ALL SELECT 'event', type, 'processing', count(*) FROM lote.events"
+	"  WHERE status = 'processing'%1$s GROUP BY type),"
 	" done AS ("
 	"  SELECT kind, type, status, sum(n)::bigint AS n FROM lote.stats_total_all WHERE true%1$s"
 	"  GROUP BY kind, type, status),"

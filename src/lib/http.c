@@ -121,12 +121,17 @@ static PGconn *pool_get(struct pool *p, lote_error *err)
 		PQfinish(c);
 		c = NULL;
 	}
-	if (!c && lote__db_connect(p->conninfo, "lote web", &c, err) < 0) {
-		pthread_mutex_lock(&p->mu);
-		p->total--;
-		pthread_cond_signal(&p->cv);
-		pthread_mutex_unlock(&p->mu);
-		return NULL;
+	if (!c) {
+		if (lote__db_connect(p->conninfo, "lote web", &c, err) < 0) {
+			pthread_mutex_lock(&p->mu);
+			p->total--;
+			pthread_cond_signal(&p->cv);
+			pthread_mutex_unlock(&p->mu);
+			return NULL;
+		}
+		/* The planner overestimates the archive views; JIT compiling a
+		 * plan that reads ten rows costs more than running it. */
+		lote__db_try(c, "SET jit = off");
 	}
 	return c;
 }
