@@ -267,7 +267,23 @@ struct supervisor {
 	struct slot *slots;
 	int n;
 	sigset_t old_mask;
+	bool outage;        /* the database is unreachable (logged once) */
 };
+
+/* Back-off of a worker restart while the database is unreachable: short,
+ * so work resumes soon after it is back. */
+#define RECONNECT_MAX_MS 5000
+
+/* Notes an outage: logged when it starts and when it ends, not for every
+ * worker and every retry in between. */
+static void set_outage(struct supervisor *s, bool down, const char *why)
+{
+	if (down && !s->outage)
+		log_warn("database connection lost (%s); workers reconnect with back-off", why);
+	else if (!down && s->outage)
+		log_info("database connection back");
+	s->outage = down;
+}
 
 /* Set in worker processes by SIGTERM/SIGINT. */
 static lote_engine *worker_engine;
@@ -331,8 +347,13 @@ static void worker_lost(struct supervisor *s, pid_t pid, int kind, int64_t id,
 	if (lote__db_value(s->conn,
 	        "SELECT coalesce(sum(lote.worker_lost(id, $3, $4::bigint, $5, $6)), 0)"
 	        " FROM lote.workers WHERE host = $1 AND pid = $2::int",
-	        6, params, &v, &err) < 0)
-		log_error("cannot hand back the work of dead worker pid %d: %s", (int)pid, err.message);
+	        6, params, &v, &err) < 0) {
+		/* During an outage the next upkeep after it hands the work back
+		 * (the worker's row names a dead pid). */
+		if (!s->outage)
+			log_error("cannot hand back the work of dead worker pid %d: %s", (int)pid,
+			          err.message);
+	}
 	else if (v && atoi(v) > 0)
 		log_warn("handed back %s row%s of dead worker pid %d%s", v, atoi(v) == 1 ? "" : "s",
 		         (int)pid, kind ? "" : " (none was running)");
@@ -399,11 +420,14 @@ static void upkeep(struct supervisor *s)
 	char *v = NULL;
 	lote_error err = { 0 };
 
-	if (PQstatus(s->conn) != CONNECTION_OK) {
+	if (PQstatus(s->conn) != CONNECTION_OK || lote__db_exec(s->conn, "SELECT 1", NULL) < 0) {
 		PQreset(s->conn);
-		if (PQstatus(s->conn) != CONNECTION_OK)
+		if (PQstatus(s->conn) != CONNECTION_OK) {
+			set_outage(s, true, "the supervisor cannot connect");
 			return;
+		}
 	}
+	set_outage(s, false, NULL);
 	res = PQexecParams(s->conn, "SELECT DISTINCT pid FROM lote.workers WHERE host = $1",
 	                   1, NULL, params, NULL, NULL, 0);
 	if (PQresultStatus(res) == PGRES_TUPLES_OK) {
@@ -476,7 +500,10 @@ static void reap(struct supervisor *s, bool stopping)
 				snprintf(why, sizeof(why), "database connection lost");
 			else
 				snprintf(why, sizeof(why), "crashed: exit status %d", WEXITSTATUS(st));
-			log_warn("worker %d (pid %d) %s", i + 1, (int)pid, why);
+			if (WIFEXITED(st) && WEXITSTATUS(st) == LOTE__EXIT_CONNECTION)
+				set_outage(s, true, "a worker lost its connection");
+			else
+				log_warn("worker %d (pid %d) %s", i + 1, (int)pid, why);
 			worker_lost(s, pid, cur->kind, cur->id, why, "crashed");
 		}
 		cur->kind = 0;
@@ -488,6 +515,8 @@ static void reap(struct supervisor *s, bool stopping)
 			sl->backoff_ms = sl->backoff_ms ? sl->backoff_ms * 2 : RESTART_MIN_MS;
 		if (sl->backoff_ms > RESTART_MAX_MS)
 			sl->backoff_ms = RESTART_MAX_MS;
+		if (s->outage && sl->backoff_ms > RECONNECT_MAX_MS)
+			sl->backoff_ms = RECONNECT_MAX_MS;
 		sl->restart_at = lote__mono_ms() + sl->backoff_ms;
 	}
 }

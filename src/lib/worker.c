@@ -685,8 +685,15 @@ int lote__worker_main(lote_engine *e, int index)
 	int status = 0;
 
 	if (setup(&w, &err) < 0) {
-		log_error("cannot start: %s", err.message);
-		status = 1;
+		/* An unreachable database is the supervisor's to report, once
+		 * per outage; anything else is this worker's. */
+		if (err.code == LOTE_ECONN || PQstatus(w.conn) != CONNECTION_OK) {
+			log_debug("cannot connect: %s", err.message);
+			status = LOTE__EXIT_CONNECTION;
+		} else {
+			log_error("cannot start: %s", err.message);
+			status = 1;
+		}
 		goto out;
 	}
 	log_debug("ready (worker id %s)", w.id_text);
@@ -711,7 +718,7 @@ int lote__worker_main(lote_engine *e, int index)
 			wait_for_work(&w);
 	}
 	if (!e->stop) {
-		log_error("database connection lost: %s", PQerrorMessage(w.conn));
+		log_debug("database connection lost: %s", PQerrorMessage(w.conn));
 		status = LOTE__EXIT_CONNECTION;
 	} else if (w.id) {
 		const char *params[1] = { w.id_text };

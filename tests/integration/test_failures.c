@@ -75,6 +75,13 @@ static int h_event(lote_ctx *ctx, void *udata)
 	return tl_record_run(ctx);
 }
 
+static int h_slow_record(lote_ctx *ctx, void *udata)
+{
+	(void)udata;
+	usleep(1000);
+	return tl_record_run(ctx);
+}
+
 static void register_all(lote_engine *e)
 {
 	lote_error err = { 0 };
@@ -88,6 +95,7 @@ static void register_all(lote_engine *e)
 	tl_on_command(e, "Long", h_long, NULL, 0);
 	tl_on_command(e, "Record", h_record, NULL, 0);
 	tl_on_command(e, "Cut", h_cut, NULL, 0);
+	tl_on_command(e, "SlowRecord", h_slow_record, NULL, 0);
 	lote_handler_opts two = { .max_attempts = 2,
 	                          .retry = { .strategy = LOTE_RETRY_FIXED, .base_ms = 100 } };
 	if (lote_engine_on_event(e, "Happened", h_event, NULL, &two, &err) < 0)
@@ -371,6 +379,73 @@ static void events_retry_by_type_policy_and_reprocess(void **state)
 	PQfinish(c);
 }
 
+/* Runs a shell command with the cluster's user when root. */
+static void as_postgres(const char *inner)
+{
+	char cmd[2048];
+	snprintf(cmd, sizeof(cmd), "%s%s", getuid() == 0 ? "runuser -u postgres -- " : "", inner);
+	if (system(cmd) != 0)
+		fail_msg("failed: %s", cmd);
+}
+
+static void postgres_restart_mid_run(void **state)
+{
+	/* a cluster of its own: restarting the suite's would hit other tests */
+	const char *root = getenv("LOTE_SOURCE_ROOT");
+	char dir[] = "/tmp/lote-pgrestart-XXXXXX", cmd[1024], info[512] = "";
+	char bindir[512] = "";
+	FILE *p;
+	PGconn *c;
+	(void)state;
+	assert_non_null(root);
+	assert_non_null(mkdtemp(dir));
+	snprintf(cmd, sizeof(cmd), "%s/tests/pg-start.sh %s/pg", root, dir);
+	p = popen(cmd, "r");
+	assert_non_null(p);
+	if (!fgets(info, sizeof(info), p))
+		info[0] = '\0';
+	pclose(p);
+	info[strcspn(info, "\n")] = '\0';
+	assert_true(info[0] != '\0');
+	p = popen("ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n1", "r");
+	if (!fgets(bindir, sizeof(bindir), p))
+		bindir[0] = '\0';
+	pclose(p);
+	bindir[strcspn(bindir, "\n")] = '\0';
+
+	free(db);
+	db = strdup(info);
+	c = tl_connect(db);
+	lote_error err = { 0 };
+	assert_int_equal(lote_migrate(c, NULL, &err), 0);
+	tl_runs_table(c);
+	tl_exec(c, "SELECT lote.enqueue('SlowRecord', '{}', NULL, '{\"max_attempts\":10}')"
+	           " FROM generate_series(1, 5000)");
+	pid_t e = engine(0);
+	assert_true(tl_wait(c, 30000, "SELECT count(*) > 500 FROM runs"));
+	PQfinish(c);
+	snprintf(cmd, sizeof(cmd), "%s/pg_ctl -D %s/pg/data -m fast -w -t 60 restart >/dev/null", bindir, dir);
+	as_postgres(cmd);
+	for (int i = 0; i < 100; i++) {
+		c = PQconnectdb(db);
+		if (PQstatus(c) == CONNECTION_OK)
+			break;
+		PQfinish(c);
+		c = NULL;
+		usleep(100 * 1000);
+	}
+	assert_non_null(c);
+	PQsetNoticeProcessor(c, NULL, NULL);
+	assert_true(tl_wait(c, 120000, "SELECT count(*) = 5000 FROM lote.commands WHERE status = 'success'"));
+	assert_int_equal(tl_int(c, "SELECT count(*) FROM runs"), 5000);
+	assert_int_equal(tl_int(c, "SELECT count(DISTINCT id) FROM runs"), 5000);
+	assert_int_equal(tl_stop(e, SIGTERM, 15000), 0);
+	PQfinish(c);
+	snprintf(cmd, sizeof(cmd), "%s/tests/pg-stop.sh %s/pg; rm -rf %s", root, dir, dir);
+	if (system(cmd) != 0)
+		print_message("# cleanup of %s failed\n", dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -383,6 +458,7 @@ int main(void)
 		cmocka_unit_test(exec_program_says_how_to_retry),
 		cmocka_unit_test(cut_connection_loses_and_repeats_nothing),
 		cmocka_unit_test(events_retry_by_type_policy_and_reprocess),
+		cmocka_unit_test(postgres_restart_mid_run),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
