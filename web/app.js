@@ -415,6 +415,10 @@ async function renderDetail(kind, id) {
     h('div', { class: 'row' }, h('div', { class: 'panel' }, kv(row, ['data'])),
       h('div', { class: 'panel' }, h('h2', {}, 'Payload'), h('pre', { 'data-testid': 'payload' }, JSON.stringify(row.data, null, 2))))];
   if (kind === 'commands') parts.push(h('div', { class: 'panel' }, h('h2', {}, 'Lineage'), lineageTree(d.tree, row.id)));
+  if (d.attempts && d.attempts.length) parts.push(h('div', { class: 'panel' }, h('h2', {}, 'Failed attempts'),
+    h('table', { 'data-testid': 'attempts' }, h('thead', {}, h('tr', {}, ['attempt', 'outcome', 'error', 'host', 'started', 'finished', 'retry at'].map((c) => h('th', {}, c)))),
+      h('tbody', {}, d.attempts.map((a) => h('tr', {}, h('td', {}, a.attempt), h('td', {}, a.outcome), h('td', { class: 'err', title: a.error }, a.error || ''),
+        h('td', {}, (a.host || '') + (a.pid ? ':' + a.pid : '')), h('td', {}, fmtTime(a.started_at)), h('td', {}, fmtTime(a.finished_at)), h('td', {}, fmtTime(a.retry_at))))))));
   if (kind === 'events') parts.push(h('div', { class: 'panel' }, h('h2', {}, 'Commands it caused'), miniTable('commands', d.commands)));
   if (kind === 'batches') {
     parts.push(h('div', { class: 'panel' }, h('h2', {}, 'Progress'), progress(d.progress, row.size),

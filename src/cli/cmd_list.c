@@ -236,7 +236,13 @@ static int show(PGconn *conn, lote__api_kind kind, long long id, bool json)
 		puts(s);
 		free(s);
 	} else if (kind == LOTE_API_COMMANDS) {
+		json_t *a;
+		size_t i;
 		print_row(json_object_get(v, "command"));
+		if (json_array_size(json_object_get(v, "attempts")))
+			puts("\nfailed attempts:");
+		json_array_foreach(json_object_get(v, "attempts"), i, a)
+			printf("  %lld  %-13s %s\n", num(a, "attempt"), str(a, "outcome"), str(a, "error"));
 		print_tree(json_object_get(v, "tree"), id);
 	} else if (kind == LOTE_API_EVENTS) {
 		print_row(json_object_get(v, "event"));

@@ -548,6 +548,28 @@ int lote__api_get(PGconn *conn, lote__api_kind kind, int64_t id, const lote__api
 	add_where(&q, conn, kind, NULL, actor);
 	rc = q_run_json(&q, conn, &out, err);
 	q_done(&q);
+	if (rc == 0 && kind != LOTE_API_BATCHES) {
+		/* the attempts that did not succeed (issue 4's history) */
+		const char *att = has_relation(conn, "lote.attempts_all") ? "lote.attempts_all"
+		                : has_relation(conn, "lote.attempts") ? "lote.attempts" : NULL;
+		json_t *a = NULL;
+		if (att) {
+			q_init(&q);
+			if (q.out) {
+				q_param_id(&q, id);
+				fprintf(q.out, "SELECT coalesce(jsonb_agg(to_jsonb(a) ORDER BY a.attempt, a.id), '[]')"
+				               " FROM %s a WHERE a.kind = '%s' AND a.row_id = $1",
+				        att, kind == LOTE_API_COMMANDS ? "command" : "event");
+				rc = q_run_json(&q, conn, &a, err);
+			}
+			q_done(&q);
+		}
+		json_object_set_new(out, "attempts", a ? a : json_array());
+		if (rc < 0) {
+			json_decref(out);
+			return rc;
+		}
+	}
 	if (rc < 0) {
 		if (rc == LOTE_ENOTFOUND)
 			lote__fail(err, rc, "no %.*s %lld", (int)strlen(kind_names[kind]) - 1,

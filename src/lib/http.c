@@ -667,6 +667,7 @@ int lote__http_serve(int fd, const char *conninfo, lote_error *err)
 		pthread_sigmask(SIG_SETMASK, &old, NULL);
 		return lote__fail(err, LOTE_ESYS, "could not start the HTTP server");
 	}
+	log_info("serving the dashboard and API");
 	sigwait(&set, &sig);
 	log_info("http: stopping (%s)", strsignal(sig));
 	atomic_store(&stopping, true);

@@ -311,8 +311,11 @@ static void details_and_tenants(void **state)
 	(void)state;
 	start(&w, "api_details");
 	seed(w.conn);
+	tl_exec(w.conn, "INSERT INTO lote.attempts (kind, row_id, institution_id, attempt, outcome, error)"
+	                " VALUES ('command', 3, '" INST_A "', 1, 'failed', 'SMTP timeout')");
 	/* a member's tree goes up to the event and down through the batch */
 	j = get_json(&w, w.admin, "/api/v1/commands/3", 200);
+	assert_int_equal(json_array_size(json_object_get(j, "attempts")), 1);
 	assert_string_equal(json_string_value(json_object_get(json_object_get(json_object_get(j, "command"), "data"), "to")), "a");
 	tree = json_object_get(j, "tree");
 	assert_int_equal(json_integer_value(json_object_get(json_object_get(tree, "event"), "id")), 1);
@@ -549,6 +552,28 @@ static void cli_mirrors_the_api(void **state)
 	free(db);
 }
 
+/* The pid of the newest "serving" line of the HTTP server other than
+ * not, waiting up to 10 s for one. */
+static int server_pid(const char *log, int not)
+{
+	for (int i = 0; i < 500; i++) {
+		FILE *f = fopen(log, "r");
+		char line[512];
+		int pid = 0;
+		while (f && fgets(line, sizeof(line), f)) {
+			char *p = strstr(line, " http[");
+			if (p && strstr(line, "serving the dashboard"))
+				pid = atoi(p + 6);
+		}
+		if (f)
+			fclose(f);
+		if (pid > 0 && pid != not)
+			return pid;
+		usleep(20000);
+	}
+	return 0;
+}
+
 static void run_serves_http(void **state)
 {
 	char *db = tl_fresh_db("api_run", true);
@@ -567,6 +592,13 @@ static void run_serves_http(void **state)
 	assert_int_equal(json_integer_value(json_object_get(json_object_get(json_object_get(j, "commands"),
 	                                                                    "by_status"), "success")), 3);
 	json_decref(j);
+	/* the HTTP server process is restarted when it dies */
+	int server = server_pid(log, 0);
+	assert_true(server > 0);
+	kill(server, SIGKILL);
+	int again = server_pid(log, server);
+	assert_true(again > 0 && again != server);
+	json_decref(get_json(&w, w.admin, "/api/v1/me", 200));
 	assert_int_equal(tl_stop(w.pid, SIGTERM, 15000), 0);
 	PQfinish(c);
 	free(w.admin);
