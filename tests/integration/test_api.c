@@ -64,6 +64,19 @@ static int wait_port(const char *log, pid_t pid)
 	return 0;
 }
 
+/* The server a test started, stopped by the teardown if the test failed
+ * before it could stop it. */
+static pid_t live_server;
+
+static int teardown(void **state)
+{
+	(void)state;
+	if (live_server > 0)
+		tl_stop(live_server, SIGKILL, 5000);
+	live_server = 0;
+	return 0;
+}
+
 static void start(struct web *w, const char *name)
 {
 	char *log = tl_tmp_path(name);
@@ -75,12 +88,14 @@ static void start(struct web *w, const char *name)
 	w->scoped = token(w->db, "operator", INST_A);
 	unlink(log);
 	w->pid = tl_spawn_lote(w->db, log, "web", "--http", "127.0.0.1:0", NULL);
+	live_server = w->pid;
 	w->port = wait_port(log, w->pid);
 	free(log);
 }
 
 static void stop(struct web *w)
 {
+	live_server = 0;
 	assert_int_equal(tl_stop(w->pid, SIGTERM, 10000), 0);
 	PQfinish(w->conn);
 	free(w->db);
@@ -584,6 +599,7 @@ static void run_serves_http(void **state)
 	unlink(log);
 	w.pid = tl_spawn_lote(db, log, "run", "--exec", "Noop=true", "--workers", "1",
 	                      "--http", "127.0.0.1:0", NULL);
+	live_server = w.pid;
 	w.port = wait_port(log, w.pid);
 	PGconn *c = tl_connect(db);
 	tl_exec(c, "SELECT lote.enqueue('Noop') FROM generate_series(1, 3)");
@@ -599,6 +615,7 @@ static void run_serves_http(void **state)
 	int again = server_pid(log, server);
 	assert_true(again > 0 && again != server);
 	json_decref(get_json(&w, w.admin, "/api/v1/me", 200));
+	live_server = 0;
 	assert_int_equal(tl_stop(w.pid, SIGTERM, 15000), 0);
 	PQfinish(c);
 	free(w.admin);
@@ -609,13 +626,13 @@ static void run_serves_http(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(auth_and_roles),
-		cmocka_unit_test(lists_filters_and_pages),
-		cmocka_unit_test(details_and_tenants),
-		cmocka_unit_test(actions_and_audit),
-		cmocka_unit_test(static_files_sse_and_ports),
-		cmocka_unit_test(cli_mirrors_the_api),
-		cmocka_unit_test(run_serves_http),
+		cmocka_unit_test_teardown(auth_and_roles, teardown),
+		cmocka_unit_test_teardown(lists_filters_and_pages, teardown),
+		cmocka_unit_test_teardown(details_and_tenants, teardown),
+		cmocka_unit_test_teardown(actions_and_audit, teardown),
+		cmocka_unit_test_teardown(static_files_sse_and_ports, teardown),
+		cmocka_unit_test_teardown(cli_mirrors_the_api, teardown),
+		cmocka_unit_test_teardown(run_serves_http, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
