@@ -16,6 +16,12 @@ case $goal in
 esac
 missing=()
 for p in "${want[@]}"; do
+	# Node.js may come from elsewhere (NodeSource's nodejs bundles npm and
+	# conflicts with Debian's npm): a working command is enough.
+	case $p in
+		nodejs) command -v node >/dev/null 2>&1 && continue ;;
+		npm) command -v npm >/dev/null 2>&1 && continue ;;
+	esac
 	st=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
 	[ "$st" = "install ok installed" ] || missing+=("$p")
 done
