@@ -117,7 +117,10 @@ failures=0
 # the rep number (the Node scripts append their own records).
 step() {
 	local name=$1; shift
-	say "rep $rep: $name"
+	# The load before each step shows how busy the shared host was (our
+	# own previous step included: its processes are gone by now).
+	echo "$(date -u +%FT%TZ) $(cut -d' ' -f1 /proc/loadavg) $name" >>"$out/load.txt"
+	say "rep $rep: $name (load $(cut -d' ' -f1 /proc/loadavg))"
 	if ! "$@" >>"$log" 2>&1; then
 		say "FAILED: $name"; failures=$((failures + 1))
 	fi
@@ -162,7 +165,7 @@ for rep in $(seq 1 "$reps"); do
 done
 
 say "summary"
-"$node" "$here/summarize.mjs" "$raw" "$out/machine.txt" >"$out/summary.md" 2>>"$log" ||
+"$node" "$here/summarize.mjs" "$raw" "$out/machine.txt" "$out/load.txt" >"$out/summary.md" 2>>"$log" ||
 	{ say "summarize failed"; failures=$((failures + 1)); }
 say "done: $failures failed step(s); results in $out (summary.md, raw.jsonl, run.log)"
 [ $failures = 0 ]

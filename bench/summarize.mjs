@@ -4,8 +4,8 @@
 //   node bench/summarize.mjs RAW.jsonl [machine.txt] > summary.md
 import fs from 'node:fs';
 
-const [rawFile, machineFile] = process.argv.slice(2);
-if (!rawFile) { console.error('usage: summarize.mjs RAW.jsonl [machine.txt]'); process.exit(2); }
+const [rawFile, machineFile, loadFile] = process.argv.slice(2);
+if (!rawFile) { console.error('usage: summarize.mjs RAW.jsonl [machine.txt] [load.txt]'); process.exit(2); }
 const recs = fs.readFileSync(rawFile, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
 const machine = machineFile && fs.existsSync(machineFile) ? fs.readFileSync(machineFile, 'utf8').trim() : '';
 
@@ -27,6 +27,10 @@ p();
 p(`From \`${rawFile.split('/').slice(-2).join('/')}\`: ${recs.length} measurements, ${recs[0]?.ts ?? '?'} … ${recs.at(-1)?.ts ?? '?'}, synchronous_commit ${sync}.`);
 p('Cells: **median** (min–max) over the repetitions; ratios are ratios of medians. No-op handlers everywhere.');
 if (machine) { p(); p('```'); p(machine); p('```'); }
+// load.txt: "<time> <1-min load average> <step>" before each step
+const loads = loadFile && fs.existsSync(loadFile)
+  ? fs.readFileSync(loadFile, 'utf8').split('\n').filter(Boolean).map((l) => +l.split(' ')[1]).filter((x) => !Number.isNaN(x)) : [];
+if (loads.length) { p(); p(`1-minute load average before each step (2 = both cores busy): median ${median(loads).toFixed(2)}, max ${Math.max(...loads).toFixed(2)} over ${loads.length} steps.`); }
 p();
 
 // ---- enqueue
