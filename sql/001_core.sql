@@ -78,11 +78,14 @@ CREATE INDEX events_claim ON lote.events (run_at, id)
 -- Lease rescue scans only what is running.
 CREATE INDEX commands_lease ON lote.commands (lease_until) WHERE status = 'processing';
 CREATE INDEX events_lease ON lote.events (lease_until) WHERE status = 'processing';
--- Lineage look-ups.
-CREATE INDEX commands_event ON lote.commands (event_id) WHERE event_id IS NOT NULL;
-CREATE INDEX commands_parent ON lote.commands (parent_id) WHERE parent_id IS NOT NULL;
-CREATE INDEX commands_original ON lote.commands (original_id) WHERE original_id IS NOT NULL;
-CREATE INDEX commands_batch ON lote.commands (batch_id) WHERE batch_id IS NOT NULL;
+-- Lineage look-ups. The id in each key spreads the entries of one parent
+-- (a batch of 100 000 members, a seeding command's children) over the
+-- index: every claim and completion writes a new entry, and with the bare
+-- lineage id as the key they would all pile onto one hot page.
+CREATE INDEX commands_event ON lote.commands (event_id, id) WHERE event_id IS NOT NULL;
+CREATE INDEX commands_parent ON lote.commands (parent_id, id) WHERE parent_id IS NOT NULL;
+CREATE INDEX commands_original ON lote.commands (original_id, id) WHERE original_id IS NOT NULL;
+CREATE INDEX commands_batch ON lote.commands (batch_id, id) WHERE batch_id IS NOT NULL;
 
 -- One row per running worker process: what it handles and what it runs.
 CREATE TABLE lote.workers (

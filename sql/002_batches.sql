@@ -3,9 +3,10 @@
 --
 -- Completion never serialises members on the batch row and never counts
 -- the members: after a worker commits members of a batch it calls
--- lote.batch_check, which asks "is any member still open?" through a
--- partial index of open members (the answer stops at the first one found)
--- and flips the batch under its row lock — so whoever commits last sees
+-- lote.batch_check, which asks "is any member still open?" along the
+-- (batch_id, id) index from the highest id down — members are claimed in
+-- id order, so an open one is found at once while the batch runs — and
+-- flips the batch under its row lock — so whoever commits last sees
 -- every member done, and the status test in the UPDATE lets only one
 -- caller release the follow-up. The supervisor's sweep covers a worker
 -- that died between its commit and its check.
@@ -13,9 +14,6 @@
 -- The copy made by lote.reprocess stands in for the command it replaces.
 ALTER TABLE lote.commands ADD COLUMN replaced_by bigint;
 
--- Members that keep their batch open: not succeeded and not replaced.
-CREATE INDEX commands_batch_open ON lote.commands (batch_id)
-	WHERE batch_id IS NOT NULL AND status <> 'success' AND replaced_by IS NULL;
 -- Members that failed for good (the batch is in error until repaired).
 CREATE INDEX commands_batch_failed ON lote.commands (batch_id)
 	WHERE batch_id IS NOT NULL AND status IN ('error', 'cancelled') AND replaced_by IS NULL;
@@ -136,8 +134,12 @@ BEGIN
 	FOREACH id_ IN ARRAY ids LOOP
 		-- Cheap look first, without locking: the common answer is "still
 		-- open, nothing failed", and then there is nothing to do.
-		open_left := EXISTS (SELECT 1 FROM lote.commands c WHERE c.batch_id = id_
-		                     AND c.status <> 'success' AND c.replaced_by IS NULL);
+		-- Not EXISTS: the planner drops ORDER BY inside EXISTS, and the
+		-- scan would start at the members long done.
+		PERFORM 1 FROM lote.commands c WHERE c.batch_id = id_
+		  AND c.status <> 'success' AND c.replaced_by IS NULL
+		ORDER BY c.batch_id DESC, c.id DESC LIMIT 1;
+		open_left := FOUND;
 		has_failed := EXISTS (SELECT 1 FROM lote.commands c WHERE c.batch_id = id_
 		                      AND c.status IN ('error', 'cancelled') AND c.replaced_by IS NULL);
 		SELECT * INTO b FROM lote.batches WHERE id = id_;
@@ -150,8 +152,10 @@ BEGIN
 		IF b.status NOT IN ('pending', 'processing', 'error') THEN
 			CONTINUE;
 		END IF;
-		IF NOT EXISTS (SELECT 1 FROM lote.commands c
-		               WHERE c.batch_id = b.id AND c.status <> 'success' AND c.replaced_by IS NULL) THEN
+		PERFORM 1 FROM lote.commands c
+		WHERE c.batch_id = b.id AND c.status <> 'success' AND c.replaced_by IS NULL
+		ORDER BY c.batch_id DESC, c.id DESC LIMIT 1;
+		IF NOT FOUND THEN
 			UPDATE lote.batches SET status = 'success', error = NULL,
 				started_at = coalesce(started_at, now()),
 				finished_at = clock_timestamp(),
@@ -189,9 +193,11 @@ CREATE FUNCTION lote.batch_sweep(max_batches integer DEFAULT 1000) RETURNS integ
 LANGUAGE sql AS $$
 	SELECT lote.batch_check(coalesce(array_agg(id), '{}')) FROM (
 		SELECT b.id FROM lote.batches b
+		LEFT JOIN LATERAL (SELECT true AS yes FROM lote.commands c
+		                   WHERE c.batch_id = b.id AND c.status <> 'success' AND c.replaced_by IS NULL
+		                   ORDER BY c.batch_id DESC, c.id DESC LIMIT 1) open ON true
 		WHERE b.status IN ('pending', 'processing', 'error')
-		  AND (NOT EXISTS (SELECT 1 FROM lote.commands c WHERE c.batch_id = b.id
-		                   AND c.status <> 'success' AND c.replaced_by IS NULL)
+		  AND (open.yes IS NULL
 		       OR (b.status <> 'error' AND EXISTS (SELECT 1 FROM lote.commands c WHERE c.batch_id = b.id
 		                   AND c.status IN ('error', 'cancelled') AND c.replaced_by IS NULL)))
 		ORDER BY b.id LIMIT max_batches) s

@@ -47,6 +47,7 @@ static const char usage[] =
 	"SYNOPSIS\n"
 	"    lote bench enqueue [--n N] [COMMON]\n"
 	"    lote bench drain [--n N] [--workers W] [--batch B] [COMMON]\n"
+	"    lote bench batch [--n N] [--workers W] [--batch B] [COMMON]\n"
 	"    lote bench latency [--rate R] [--seconds S] [--workers W] [--batch B] [COMMON]\n"
 	"    lote bench all [OPTIONS] [COMMON]\n"
 	"    lote bench worker --db URL [--handler noop|stamp] [--concurrency C]\n"
@@ -74,6 +75,12 @@ static const char usage[] =
 	"        start until all N outcomes have committed and no command is left\n"
 	"        pending or processing. Worker start-up is inside the figure,\n"
 	"        process creation barely. Checks at the end that N rows are success.\n"
+	"    batch\n"
+	"        Drains N plain commands (as drain), then one batch of N members with\n"
+	"        a follow-up, with the same workers, and reports both rates and their\n"
+	"        ratio: what batch membership and exactly-once completion cost. The\n"
+	"        batch's clock stops when its follow-up has run and committed.\n"
+	"        Defaults: N 100000, W 8.\n"
 	"    latency\n"
 	"        With an idle engine running, enqueues one command every 1/R s for\n"
 	"        S s, each in its own transaction (after 20 warm-up commands). The\n"
@@ -749,10 +756,20 @@ static int bench_enqueue(const struct opts *o, PGconn *conn, const struct server
  * drain
  */
 
+/* The prefill of `lote bench batch`: one batch of $1 no-op members and a
+ * no-op follow-up. */
+static const char batch_prefill_sql[] =
+	"SELECT lote.batch('bench', (SELECT jsonb_agg(jsonb_build_object('type', 'noop',"
+	" 'data', jsonb_build_object('i', g))) FROM generate_series(1, $1::int) g),"
+	" '{\"type\": \"noop\"}')";
+
+/* Drains n plain commands, or (as_batch) one batch of n members whose
+ * follow-up must also have run; *ret_rate (may be NULL) gets members/s. */
 static int bench_drain(const struct opts *o, PGconn *conn, const char *conninfo,
-                       const struct server *srv)
+                       const struct server *srv, bool as_batch, double *ret_rate)
 {
 	long n = o->n ? o->n : 50000, handled = 0, left, ok;
+	long expect = as_batch ? n + 1 : n; /* the follow-up runs too */
 	int workers = o->workers ? o->workers : 2, batch = o->batch ? o->batch : 100, st;
 	struct shared *sh = shared_new(0);
 	char name[64], what[96], note[64];
@@ -767,11 +784,13 @@ static int bench_drain(const struct opts *o, PGconn *conn, const char *conninfo,
 	}
 	if (reset_tables(conn) < 0)
 		goto out;
-	for (long i = 0; i < n; i += PREFILL_CHUNK) {
+	for (long i = 0; !as_batch && i < n; i += PREFILL_CHUNK) {
 		long k = n - i < PREFILL_CHUNK ? n - i : PREFILL_CHUNK;
 		if (exec_int(conn, bulk_enqueue_sql, k) < 0)
 			goto out;
 	}
+	if (as_batch && exec_int(conn, batch_prefill_sql, n) < 0)
+		goto out;
 	if (settle(conn) < 0)
 		goto out;
 	snprintf(name, sizeof(name), "lote-bench-%d", (int)getpid());
@@ -784,7 +803,7 @@ static int bench_drain(const struct opts *o, PGconn *conn, const char *conninfo,
 		goto out;
 	for (;;) {
 		handled = atomic_load(&sh->handled);
-		if (handled >= n)
+		if (handled >= expect)
 			break;
 		if (engine_gone(pid, &st)) {
 			cli_error("bench", "drain: the engine exited (status %d) after %ld of %ld",
@@ -813,13 +832,21 @@ static int bench_drain(const struct opts *o, PGconn *conn, const char *conninfo,
 		cli_error("bench", "warning: the engine did not stop cleanly");
 	pid = -1;
 	ok = query_long(conn, "SELECT count(*) FROM lote.commands WHERE status = 'success'");
-	if (complete && ok != n) {
-		cli_error("bench", "drain: %ld of %ld commands are success", ok, n);
+	if (complete && ok != expect) {
+		cli_error("bench", "drain: %ld of %ld commands are success", ok, expect);
 		goto out;
 	}
+	if (complete && as_batch &&
+	    query_long(conn, "SELECT count(*) FROM lote.batches WHERE status = 'success'") != 1) {
+		cli_error("bench", "batch: the batch did not complete");
+		goto out;
+	}
+	if (ret_rate)
+		*ret_rate = (complete ? n : handled) / (t_done - t0);
 	handled = atomic_load(&sh->handled);
 	if (o->json) {
-		json_t *rec = rate_record("drain", complete ? n : handled, t_done - t0);
+		json_t *rec = rate_record(as_batch ? "drain-batch" : "drain", complete ? n : handled,
+		                          t_done - t0);
 		json_object_set_new(rec, "n", json_integer(n));
 		json_object_set_new(rec, "workers", json_integer(workers));
 		json_object_set_new(rec, "batch", json_integer(batch));
@@ -830,7 +857,8 @@ static int bench_drain(const struct opts *o, PGconn *conn, const char *conninfo,
 		json_object_set_new(rec, "engine_cpu_seconds", json_real(round3(cpu)));
 		emit_json(rec, srv);
 	} else {
-		snprintf(what, sizeof(what), "drain, %d worker%s x batch %d%s", workers,
+		snprintf(what, sizeof(what), "%s, %d worker%s x batch %d%s",
+		         as_batch ? "drain one batch" : "drain", workers,
 		         workers == 1 ? "" : "s", batch, complete ? "" : " (INCOMPLETE)");
 		snprintf(note, sizeof(note), "engine CPU %.2f s", cpu);
 		rate_row(o, srv, what, complete ? n : handled, t_done - t0, note);
@@ -1250,6 +1278,41 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 	return 0;
 }
 
+/* `lote bench batch`: the same N drained as plain commands and as the
+ * members of one batch, on fresh scratch databases, and the ratio. */
+static int bench_batch(struct opts *o, struct server *srv)
+{
+	double plain = 0, members = 0;
+	PGconn *conn = NULL;
+	char *conninfo = NULL;
+	int rc;
+
+	if (!o->n)
+		o->n = 100000;
+	if (!o->workers)
+		o->workers = 8;
+	for (int k = 0; k < 2; k++) {
+		if ((rc = scratch_db(o->dbname, srv, &conn, &conninfo)) != EXIT_OK)
+			return rc;
+		rc = bench_drain(o, conn, conninfo, srv, k == 1, k == 0 ? &plain : &members);
+		PQfinish(conn);
+		free(conninfo);
+		if (rc != EXIT_OK)
+			return rc;
+	}
+	if (o->json) {
+		json_t *rec = json_pack("{ss sI sI sI sf}", "bench", "batch-ratio", "n", (json_int_t)o->n,
+		                        "workers", (json_int_t)o->workers,
+		                        "batch", (json_int_t)(o->batch ? o->batch : 100),
+		                        "ratio", round3(plain > 0 ? members / plain : 0));
+		emit_json(rec, srv);
+	} else {
+		printf("one batch drains at %.0f%% of the plain rate (%.0f vs %.0f commands/s)\n",
+		       plain > 0 ? 100 * members / plain : 0, members, plain);
+	}
+	return EXIT_OK;
+}
+
 int cmd_bench(int argc, char **argv)
 {
 	struct opts o = { .rate = 20, .seconds = 10, .max_seconds = 300, .dbname = "lote_bench",
@@ -1272,9 +1335,11 @@ int cmd_bench(int argc, char **argv)
 	lote__log_set_level("warn");
 	if (strcmp(sub, "worker") == 0)
 		return bench_worker(&o);
+	if (strcmp(sub, "batch") == 0)
+		return bench_batch(&o, &srv);
 	if (strcmp(sub, "enqueue") != 0 && strcmp(sub, "drain") != 0 &&
 	    strcmp(sub, "latency") != 0 && strcmp(sub, "all") != 0) {
-		cli_error("bench", "unknown measurement \"%s\" (enqueue, drain, latency, all, worker)", sub);
+		cli_error("bench", "unknown measurement \"%s\" (enqueue, drain, batch, latency, all, worker)", sub);
 		return EXIT_USAGE;
 	}
 	bool all = strcmp(sub, "all") == 0;
@@ -1296,7 +1361,7 @@ int cmd_bench(int argc, char **argv)
 		o.n = all && n ? n * 5 / 2 : n;
 		if ((rc = scratch_db(o.dbname, &srv, &conn, &conninfo)) != EXIT_OK)
 			return rc;
-		rc = bench_drain(&o, conn, conninfo, &srv);
+		rc = bench_drain(&o, conn, conninfo, &srv, false, NULL);
 		PQfinish(conn);
 		free(conninfo);
 		conn = NULL;
