@@ -4,14 +4,18 @@
 -- Layout (docs/archive.md explains the choices):
 --
 --   lote.commands_archive                       PARTITION BY RANGE (finished_at)
---     lote.commands_archive_p20260115           one per UTC day, PARTITION BY LIST (status)
---       lote.commands_archive_p20260115_success
---       lote.commands_archive_p20260115_error
---       lote.commands_archive_p20260115_cancelled
+--     lote.commands_archive_w20260112           one per UTC week (from Monday), PARTITION BY LIST (status)
+--       lote.commands_archive_w20260112_success
+--       lote.commands_archive_w20260112_error
+--       lote.commands_archive_w20260112_cancelled
 --
--- and the same for events (success, error) and batches. Day first, so a
--- time filter prunes to a few days; status second, so retention can differ
--- by status and still only ever drops whole tables.
+-- and the same for events (success, error), batches, and the attempts
+-- history (partitioned by its row's finished_at and status, so it goes
+-- with its row). Time first, so a time filter prunes to a few weeks;
+-- status second, so retention can differ by status and still only ever
+-- drops whole tables. Weeks, not days: every query plans over every leaf
+-- it cannot prune, and a dashboard list (newest first, any filter) can
+-- prune few; ~20 leaves plan in well under a millisecond, ~100 did not.
 
 -- ---------------------------------------------------------------------
 -- Settings (one row; change with UPDATE lote.archive_settings SET …).
@@ -23,7 +27,7 @@ CREATE TABLE lote.archive_settings (
 	error_batch_after   interval NOT NULL DEFAULT '7 days'
 	                    CHECK (error_batch_after >= interval '0'),
 	chunk_rows          integer NOT NULL DEFAULT 5000 CHECK (chunk_rows BETWEEN 1 AND 100000),
-	partitions_ahead    integer NOT NULL DEFAULT 3 CHECK (partitions_ahead BETWEEN 1 AND 366),
+	partitions_ahead    integer NOT NULL DEFAULT 7 CHECK (partitions_ahead BETWEEN 1 AND 366),
 	retention_success   interval NOT NULL DEFAULT '30 days' CHECK (retention_success >= interval '1 day'),
 	retention_error     interval NOT NULL DEFAULT '90 days' CHECK (retention_error >= interval '1 day'),
 	retention_cancelled interval NOT NULL DEFAULT '30 days' CHECK (retention_cancelled >= interval '1 day')
@@ -98,18 +102,42 @@ CREATE TABLE lote.commands_archive (
 	replaced_by    bigint
 ) PARTITION BY RANGE (finished_at);
 
+-- The attempts history (lote.attempts) of archived rows: archived with
+-- its row in the same statement, into the partition of its row's week
+-- and status, so retention drops it with its row.
+CREATE TABLE lote.attempts_archive (
+	id              bigint NOT NULL,
+	kind            text NOT NULL,
+	row_id          bigint NOT NULL,
+	institution_id  uuid NOT NULL,
+	attempt         integer NOT NULL,
+	outcome         text NOT NULL,
+	retry_at        timestamptz,
+	worker_id       bigint,
+	host            text,
+	pid             integer,
+	started_at      timestamptz,
+	finished_at     timestamptz,
+	error           text,
+	row_status      text NOT NULL,         -- its row's final status
+	row_finished_at timestamptz NOT NULL   -- its row's finished_at
+) PARTITION BY RANGE (row_finished_at);
+
 -- Indexes declared on the parents are created on every partition. The
 -- dashboard lists newest first (ORDER BY id DESC) with keyset pagination,
 -- so each filter, lineage ids included, has an (x, id) index (with (x)
 -- alone, "WHERE x = $1 ORDER BY id LIMIT n" walks the id index of every
--- partition when x matches nothing); time ranges use BRIN (rows arrive
--- in time order) and partition pruning on finished_at.
+-- partition when x matches nothing). finished_at (the partition key)
+-- prunes to weeks, then BRIN (rows arrive in time order). created_at,
+-- the dashboard's time filter, which cannot prune, has a B-tree: with
+-- BRIN alone the planner walks each partition's id index backward
+-- through every row outside the range (100+ ms at 200k rows).
 CREATE INDEX events_archive_id ON lote.events_archive (id);
 CREATE INDEX events_archive_type ON lote.events_archive (type, id);
 CREATE INDEX events_archive_institution ON lote.events_archive (institution_id, id);
 CREATE INDEX events_archive_entity ON lote.events_archive (entity_type, entity_id, id);
 CREATE INDEX events_archive_finished ON lote.events_archive USING brin (finished_at);
-CREATE INDEX events_archive_created ON lote.events_archive USING brin (created_at);
+CREATE INDEX events_archive_created ON lote.events_archive (created_at, id);
 
 CREATE INDEX batches_archive_id ON lote.batches_archive (id);
 CREATE INDEX batches_archive_type ON lote.batches_archive (type, id);
@@ -118,7 +146,7 @@ CREATE INDEX batches_archive_event ON lote.batches_archive (event_id, id) WHERE 
 CREATE INDEX batches_archive_parent ON lote.batches_archive (parent_id, id) WHERE parent_id IS NOT NULL;
 CREATE INDEX batches_archive_next ON lote.batches_archive (next_command_id, id) WHERE next_command_id IS NOT NULL;
 CREATE INDEX batches_archive_finished ON lote.batches_archive USING brin (finished_at);
-CREATE INDEX batches_archive_created ON lote.batches_archive USING brin (created_at);
+CREATE INDEX batches_archive_created ON lote.batches_archive (created_at, id);
 
 CREATE INDEX commands_archive_id ON lote.commands_archive (id);
 CREATE INDEX commands_archive_type ON lote.commands_archive (type, id);
@@ -128,7 +156,9 @@ CREATE INDEX commands_archive_parent ON lote.commands_archive (parent_id, id) WH
 CREATE INDEX commands_archive_original ON lote.commands_archive (original_id, id) WHERE original_id IS NOT NULL;
 CREATE INDEX commands_archive_batch ON lote.commands_archive (batch_id, id) WHERE batch_id IS NOT NULL;
 CREATE INDEX commands_archive_finished ON lote.commands_archive USING brin (finished_at);
-CREATE INDEX commands_archive_created ON lote.commands_archive USING brin (created_at);
+CREATE INDEX commands_archive_created ON lote.commands_archive (created_at, id);
+
+CREATE INDEX attempts_archive_row ON lote.attempts_archive (kind, row_id, attempt);
 
 -- The archive routine finds finished hot rows oldest first without
 -- scanning live ones (the rows it moved leave dead tuples at the start of
@@ -147,18 +177,24 @@ LANGUAGE sql IMMUTABLE AS $$
 	                    ELSE ARRAY['success', 'error', 'cancelled'] END
 $$;
 
--- Creates the partitions of the UTC days from_day..to_day that are missing
--- (a day's partition, and any of its status partitions). Safe from many
--- sessions at once (serialised by an advisory lock). Returns how many
--- tables it created.
+-- The archives, and the column each is listed (sub-partitioned) by.
+CREATE FUNCTION lote.archive_names() RETURNS text[]
+LANGUAGE sql IMMUTABLE AS $$
+	SELECT ARRAY['events', 'commands', 'batches', 'attempts']
+$$;
+
+-- Creates the partitions of the UTC weeks (Monday to Sunday) that hold
+-- from_day..to_day and are missing (a week's partition, and any of its
+-- status partitions). Safe from many sessions at once (serialised by an
+-- advisory lock). Returns how many tables it created.
 CREATE FUNCTION lote.archive_ensure_partitions(from_day date, to_day date)
 RETURNS integer
 LANGUAGE plpgsql AS $$
 DECLARE
-	d date;
+	w date;
 	a text;
 	s text;
-	day_table text;
+	week_table text;
 	leaf text;
 	created integer := 0;
 BEGIN
@@ -170,42 +206,45 @@ BEGIN
 			USING ERRCODE = '22023';
 	END IF;
 	PERFORM pg_advisory_xact_lock(hashtext('lote.archive_ensure_partitions'));
-	FOR d IN SELECT generate_series(from_day, to_day, interval '1 day')::date LOOP
-		FOREACH a IN ARRAY ARRAY['events', 'commands', 'batches'] LOOP
-			day_table := format('%s_archive_p%s', a, to_char(d, 'YYYYMMDD'));
-			IF to_regclass('lote.' || day_table) IS NULL THEN
+	w := date_trunc('week', from_day)::date;
+	WHILE w <= to_day LOOP
+		FOREACH a IN ARRAY lote.archive_names() LOOP
+			week_table := format('%s_archive_w%s', a, to_char(w, 'YYYYMMDD'));
+			IF to_regclass('lote.' || week_table) IS NULL THEN
 				EXECUTE format('CREATE TABLE lote.%I PARTITION OF lote.%I'
-				               ' FOR VALUES FROM (%L) TO (%L) PARTITION BY LIST (status)',
-				               day_table, a || '_archive',
-				               d::timestamp AT TIME ZONE 'UTC',
-				               (d + 1)::timestamp AT TIME ZONE 'UTC');
+				               ' FOR VALUES FROM (%L) TO (%L) PARTITION BY LIST (%I)',
+				               week_table, a || '_archive',
+				               w::timestamp AT TIME ZONE 'UTC',
+				               (w + 7)::timestamp AT TIME ZONE 'UTC',
+				               CASE a WHEN 'attempts' THEN 'row_status' ELSE 'status' END);
 				created := created + 1;
 			END IF;
 			FOREACH s IN ARRAY lote.archive_statuses(a) LOOP
-				leaf := day_table || '_' || s;
+				leaf := week_table || '_' || s;
 				IF to_regclass('lote.' || leaf) IS NULL THEN
 					-- Rows are written once and never updated: pack pages full.
 					EXECUTE format('CREATE TABLE lote.%I PARTITION OF lote.%I FOR VALUES IN (%L)'
 					               ' WITH (fillfactor = 100, autovacuum_vacuum_insert_scale_factor = 0.05)',
-					               leaf, day_table, s);
+					               leaf, week_table, s);
 					created := created + 1;
 				END IF;
 			END LOOP;
 		END LOOP;
+		w := w + 7;
 	END LOOP;
 	RETURN created;
 END
 $$;
 
--- The partitions of the days of these times (the rows a chunk is about to
--- move), and no others: a few very old rows never create every day since.
+-- The partitions of the weeks of these times (the rows a chunk is about to
+-- move), and no others: a few very old rows never create every week since.
 CREATE FUNCTION lote.archive_ensure_days(times timestamptz[]) RETURNS integer
 LANGUAGE sql AS $$
 	SELECT coalesce(sum(lote.archive_ensure_partitions(d, d)), 0)::integer
 	FROM (SELECT DISTINCT (t AT TIME ZONE 'UTC')::date AS d FROM unnest(times) AS t) days
 $$;
 
--- Today (UTC), yesterday and the configured days ahead.
+-- The weeks of yesterday (UTC), today and the configured days ahead.
 CREATE FUNCTION lote.archive_ensure_ahead() RETURNS integer
 LANGUAGE sql AS $$
 	SELECT lote.archive_ensure_partitions((now() AT TIME ZONE 'UTC')::date - 1,
@@ -236,7 +275,20 @@ BEGIN
 				                 AND finished_at < now() - older_than
 				               ORDER BY finished_at LIMIT max_rows
 				               FOR UPDATE SKIP LOCKED)
-				RETURNING e.*)
+				RETURNING e.*),
+			moved_event_attempts AS (
+				DELETE FROM lote.attempts a USING moved m
+				WHERE a.kind = 'event' AND a.row_id = m.id
+				RETURNING a.*, m.status AS row_status, coalesce(m.finished_at, now()) AS row_finished_at),
+			archived_event_attempts AS (
+				INSERT INTO lote.attempts_archive (id, kind, row_id, institution_id, attempt, outcome,
+					retry_at, worker_id, host, pid, started_at, finished_at, error, row_status,
+					row_finished_at)
+				SELECT id, kind, row_id, institution_id, attempt, outcome,
+					retry_at, worker_id, host, pid, started_at, finished_at, error, row_status,
+					row_finished_at
+				FROM moved_event_attempts
+				RETURNING 1)
 			INSERT INTO lote.events_archive (id, institution_id, entity_type, entity_id, type, data,
 				status, attempt, max_attempts, run_at, lease_until, worker_id, original_id, replaced_by,
 				created_at, started_at, finished_at, duration, error)
@@ -247,7 +299,7 @@ BEGIN
 			GET DIAGNOSTICS n = ROW_COUNT;
 			RETURN n;
 		EXCEPTION WHEN check_violation THEN
-			-- "no partition of relation … found for row": a day without
+			-- "no partition of relation … found for row": a week without
 			-- its partition yet (old rows); create what the candidates need.
 			IF try_no = 2 THEN
 				RAISE;
@@ -283,7 +335,20 @@ BEGIN
 				                      OR NOT EXISTS (SELECT 1 FROM lote.batches b WHERE b.id = k.batch_id))
 				               ORDER BY k.finished_at LIMIT max_rows
 				               FOR UPDATE OF k SKIP LOCKED)
-				RETURNING c.*)
+				RETURNING c.*),
+			moved_command_attempts AS (
+				DELETE FROM lote.attempts a USING moved m
+				WHERE a.kind = 'command' AND a.row_id = m.id
+				RETURNING a.*, m.status AS row_status, coalesce(m.finished_at, now()) AS row_finished_at),
+			archived_command_attempts AS (
+				INSERT INTO lote.attempts_archive (id, kind, row_id, institution_id, attempt, outcome,
+					retry_at, worker_id, host, pid, started_at, finished_at, error, row_status,
+					row_finished_at)
+				SELECT id, kind, row_id, institution_id, attempt, outcome,
+					retry_at, worker_id, host, pid, started_at, finished_at, error, row_status,
+					row_finished_at
+				FROM moved_command_attempts
+				RETURNING 1)
 			INSERT INTO lote.commands_archive (id, institution_id, type, data, status, queue,
 				priority, attempt, max_attempts, run_at, retry, lease_until, worker_id, event_id,
 				parent_id, original_id, batch_id, created_at, started_at, finished_at,
@@ -369,6 +434,19 @@ BEGIN
 					parent_id, original_id, batch_id, created_at, started_at, coalesce(finished_at, now()),
 					duration, error, replaced_by
 				FROM moved_commands
+				RETURNING 1),
+			moved_command_attempts AS (
+				DELETE FROM lote.attempts a USING moved_commands m
+				WHERE a.kind = 'command' AND a.row_id = m.id
+				RETURNING a.*, m.status AS row_status, coalesce(m.finished_at, now()) AS row_finished_at),
+			archived_command_attempts AS (
+				INSERT INTO lote.attempts_archive (id, kind, row_id, institution_id, attempt, outcome,
+					retry_at, worker_id, host, pid, started_at, finished_at, error, row_status,
+					row_finished_at)
+				SELECT id, kind, row_id, institution_id, attempt, outcome,
+					retry_at, worker_id, host, pid, started_at, finished_at, error, row_status,
+					row_finished_at
+				FROM moved_command_attempts
 				RETURNING 1)
 			SELECT (SELECT count(*) FROM archived_batches), (SELECT count(*) FROM archived_commands),
 			       (SELECT count(*) FROM follow_up)
@@ -417,48 +495,52 @@ LANGUAGE sql STABLE AS $$
 	FROM lote.archive_settings
 $$;
 
--- Every archive partition: its archive, day, status (NULL for a day's
--- parent), estimated rows and size.
+-- Every archive partition: its archive, week (day = its Monday, until =
+-- the Monday after), status (NULL for a week's parent), estimated rows and
+-- size.
 CREATE VIEW lote.archive_partitions AS
 SELECT a.archive,
-       to_date(substring(c.relname from '_p(\d{8})'), 'YYYYMMDD') AS day,
-       substring(c.relname from '_p\d{8}_([a-z]+)$') AS status,
+       w.day,
+       w.day + 7 AS until,
+       substring(c.relname from '_w\d{8}_([a-z]+)$') AS status,
        c.relname::text AS partition,
        -- never analyzed yet (a new partition): a guess from its size
        CASE WHEN c.reltuples >= 0 THEN c.reltuples
             ELSE pg_relation_size(c.oid) / 200 END::bigint AS rows_estimate,
        pg_total_relation_size(c.oid) AS bytes
-FROM (VALUES ('events'), ('commands'), ('batches')) AS a(archive)
+FROM unnest(lote.archive_names()) AS a(archive)
 JOIN pg_namespace n ON n.nspname = 'lote'
 JOIN pg_class c ON c.relnamespace = n.oid
- AND c.relname ~ ('^' || a.archive || '_archive_p\d{8}(_[a-z]+)?$')
- AND c.relkind IN ('r', 'p');
+ AND c.relname ~ ('^' || a.archive || '_archive_w\d{8}(_[a-z]+)?$')
+ AND c.relkind IN ('r', 'p')
+CROSS JOIN LATERAL (SELECT to_date(substring(c.relname from '_w(\d{8})'), 'YYYYMMDD') AS day) w;
 
--- The status partitions past their retention: a day's partition of status
--- s goes once its whole day is older than the retention of s.
+-- The status partitions past their retention: a week's partition of
+-- status s goes once its whole week is older than the retention of s (so
+-- a row is kept for its status's retention, and at most 7 days more).
 CREATE VIEW lote.retention_due AS
-SELECT p.archive, p.day, p.status, p.partition, p.rows_estimate, p.bytes
+SELECT p.archive, p.day, p.status, p.partition, p.rows_estimate, p.bytes, p.until
 FROM lote.archive_partitions p
 WHERE p.status IS NOT NULL
-  AND ((p.day + 1)::timestamp AT TIME ZONE 'UTC') <= now() - lote.retention_of(p.status);
+  AND (p.until::timestamp AT TIME ZONE 'UTC') <= now() - lote.retention_of(p.status);
 
 -- Drops one partition listed by lote.retention_due (checked again here,
--- so a stale list never drops anything else), then its day's partition if
--- that has no status partition left. Returns whether it dropped it.
+-- so a stale list never drops anything else), then its week's partition
+-- if that has no status partition left. Returns whether it dropped it.
 CREATE FUNCTION lote.retention_drop(part text) RETURNS boolean
 LANGUAGE plpgsql AS $$
 DECLARE
 	p record;
-	day_table text;
+	week_table text;
 BEGIN
 	SELECT * INTO p FROM lote.retention_due WHERE partition = part;
 	IF NOT FOUND THEN
 		RETURN false;
 	END IF;
 	EXECUTE format('DROP TABLE lote.%I', p.partition);
-	day_table := format('%s_archive_p%s', p.archive, to_char(p.day, 'YYYYMMDD'));
-	IF NOT EXISTS (SELECT 1 FROM pg_inherits WHERE inhparent = ('lote.' || day_table)::regclass) THEN
-		EXECUTE format('DROP TABLE lote.%I', day_table);
+	week_table := format('%s_archive_w%s', p.archive, to_char(p.day, 'YYYYMMDD'));
+	IF NOT EXISTS (SELECT 1 FROM pg_inherits WHERE inhparent = ('lote.' || week_table)::regclass) THEN
+		EXECUTE format('DROP TABLE lote.%I', week_table);
 	END IF;
 	RETURN true;
 END
@@ -500,28 +582,120 @@ SELECT id, institution_id, type, status, size, event_id, parent_id, next_command
        created_at, started_at, finished_at, duration, error, true
 FROM lote.batches_archive;
 
+CREATE VIEW lote.attempts_all AS
+SELECT id, kind, row_id, institution_id, attempt, outcome, retry_at, worker_id, host, pid,
+       started_at, finished_at, error, false AS archived
+FROM lote.attempts
+UNION ALL
+SELECT id, kind, row_id, institution_id, attempt, outcome, retry_at, worker_id, host, pid,
+       started_at, finished_at, error, true
+FROM lote.attempts_archive;
+
 -- Lineage across hot and archive (replaces 002's, same JSON shape, plus
--- "archived"). replaced_by of an archived command is found from its copy's
+-- "archived"). One indexed lookup per link, hot table first, then the
+-- archive (whose (x, id) indexes answer each link per partition): a
+-- correlated subquery over the *_all views planned and ran each link
+-- over every partition (1-2 s per call at 100k archived rows).
+-- replaced_by of an archived command is found from its copy's
 -- original_id, since archived rows are never updated.
 CREATE OR REPLACE FUNCTION lote.lineage(command_id bigint) RETURNS jsonb
-LANGUAGE sql STABLE AS $$
-	SELECT jsonb_build_object(
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+	c record;
+	in_archive boolean := false;
+	follow_up_of bigint;
+	replaced_by bigint;
+	children jsonb;
+	batches jsonb;
+BEGIN
+	SELECT k.id, k.type, k.status, k.event_id, k.parent_id, k.batch_id, k.original_id, k.replaced_by
+	INTO c FROM lote.commands k WHERE k.id = lineage.command_id;
+	IF NOT FOUND THEN
+		SELECT k.id, k.type, k.status, k.event_id, k.parent_id, k.batch_id, k.original_id,
+		       NULL::bigint AS replaced_by
+		INTO c FROM lote.commands_archive k WHERE k.id = lineage.command_id;
+		IF NOT FOUND THEN
+			RETURN NULL;
+		END IF;
+		in_archive := true;
+	END IF;
+	follow_up_of := coalesce((SELECT b.id FROM lote.batches b WHERE b.next_command_id = c.id LIMIT 1),
+	                         (SELECT b.id FROM lote.batches_archive b WHERE b.next_command_id = c.id LIMIT 1));
+	replaced_by := coalesce(c.replaced_by,
+	                        greatest((SELECT max(k.id) FROM lote.commands k WHERE k.original_id = c.id),
+	                                 (SELECT max(k.id) FROM lote.commands_archive k WHERE k.original_id = c.id)));
+	SELECT coalesce(jsonb_agg(x.id ORDER BY x.id), '[]') INTO children
+	FROM (SELECT k.id FROM lote.commands k WHERE k.parent_id = c.id
+	      UNION ALL SELECT k.id FROM lote.commands_archive k WHERE k.parent_id = c.id) x;
+	SELECT coalesce(jsonb_agg(x.id ORDER BY x.id), '[]') INTO batches
+	FROM (SELECT b.id FROM lote.batches b WHERE b.parent_id = c.id
+	      UNION ALL SELECT b.id FROM lote.batches_archive b WHERE b.parent_id = c.id) x;
+	RETURN jsonb_build_object(
 		'id', c.id,
 		'type', c.type,
 		'status', c.status,
 		'event_id', c.event_id,
 		'parent_id', c.parent_id,
 		'batch_id', c.batch_id,
-		'follow_up_of', (SELECT b.id FROM lote.batches_all b WHERE b.next_command_id = c.id LIMIT 1),
+		'follow_up_of', follow_up_of,
 		'original_id', c.original_id,
-		'replaced_by', coalesce(c.replaced_by,
-		                        (SELECT max(k.id) FROM lote.commands_all k WHERE k.original_id = c.id)),
-		'children', coalesce((SELECT jsonb_agg(k.id ORDER BY k.id) FROM lote.commands_all k
-		                      WHERE k.parent_id = c.id), '[]'),
-		'batches', coalesce((SELECT jsonb_agg(b.id ORDER BY b.id) FROM lote.batches_all b
-		                     WHERE b.parent_id = c.id), '[]'),
-		'archived', c.archived)
-	FROM lote.commands_all c WHERE c.id = command_id
+		'replaced_by', replaced_by,
+		'children', children,
+		'batches', batches,
+		'archived', in_archive);
+END
+$$;
+
+-- ---------------------------------------------------------------------
+-- Reprocess across hot and archive. 002's lote.reprocess (hot rows) is
+-- kept as lote.reprocess_hot; lote.reprocess also takes an archived
+-- command: a new hot command, a copy with original_id pointing at the
+-- archived one (which, immutable, is not updated: lote.lineage finds its
+-- replaced_by from the copy). The copy runs on its own, outside any batch.
+-- A member of a batch archived in error is refused: an archived batch in
+-- error is final (it can no longer be repaired).
+ALTER FUNCTION lote.reprocess(bigint) RENAME TO reprocess_hot;
+
+CREATE FUNCTION lote.reprocess(command_id bigint) RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+	a lote.commands_archive;
+	batch_status text;
+	live bigint;
+	new_id bigint;
+BEGIN
+	IF EXISTS (SELECT 1 FROM lote.commands WHERE id = command_id) THEN
+		RETURN lote.reprocess_hot(command_id);
+	END IF;
+	-- one reprocess of an archived command at a time (its row cannot be
+	-- locked: archived rows are never written)
+	PERFORM pg_advisory_xact_lock(hashtextextended('lote.reprocess', command_id));
+	SELECT * INTO a FROM lote.commands_archive WHERE id = command_id;
+	IF NOT FOUND THEN
+		-- not archived either (or moved while we looked): the hot path says why
+		RETURN lote.reprocess_hot(command_id);
+	END IF;
+	IF a.batch_id IS NOT NULL THEN
+		SELECT status INTO batch_status FROM lote.batches_archive WHERE id = a.batch_id;
+		IF batch_status = 'error' THEN
+			RAISE EXCEPTION 'lote.reprocess: command % is a member of batch %, archived in error: an archived batch is final',
+				command_id, a.batch_id USING ERRCODE = '55000';
+		END IF;
+	END IF;
+	SELECT id INTO live FROM lote.commands
+	WHERE original_id = command_id AND status NOT IN ('success', 'error', 'cancelled')
+	LIMIT 1;
+	IF FOUND THEN
+		RAISE EXCEPTION 'lote.reprocess: command % already has a live copy, command %', command_id, live
+			USING ERRCODE = '55000';
+	END IF;
+	INSERT INTO lote.commands (institution_id, type, data, queue, priority, max_attempts,
+	                           event_id, parent_id, original_id)
+	VALUES (a.institution_id, a.type, a.data, a.queue, a.priority, a.max_attempts,
+	        a.event_id, a.parent_id, a.id)
+	RETURNING id INTO new_id;
+	RETURN new_id;
+END
 $$;
 
 -- ---------------------------------------------------------------------
@@ -536,7 +710,9 @@ LANGUAGE sql STABLE AS $$
 		UNION ALL SELECT 'commands', (SELECT count(*) FROM lote.commands),
 		       pg_total_relation_size('lote.commands')
 		UNION ALL SELECT 'batches', (SELECT count(*) FROM lote.batches),
-		       pg_total_relation_size('lote.batches')),
+		       pg_total_relation_size('lote.batches')
+		UNION ALL SELECT 'attempts', (SELECT count(*) FROM lote.attempts),
+		       pg_total_relation_size('lote.attempts')),
 	leaves AS (
 		SELECT archive, status, sum(rows_estimate) AS n, sum(bytes) AS bytes,
 		       count(*) AS parts, min(day) AS oldest, max(day) AS newest

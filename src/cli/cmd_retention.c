@@ -19,10 +19,13 @@ static const char usage[] =
 	"    lote retention set SETTING DURATION\n"
 	"\n"
 	"DESCRIPTION\n"
-	"    The archive is partitioned by UTC day and, within a day, by status,\n"
-	"    so retention drops whole tables, never rows. A day's partition of a\n"
-	"    status is dropped once the whole day is older than that status's\n"
-	"    retention (defaults: success 30d, error 90d, cancelled 30d). Each\n"
+	"    The archive is partitioned by UTC week (Monday to Sunday) and,\n"
+	"    within a week, by status, so retention drops whole tables, never\n"
+	"    rows. A week's partition of a status is dropped once the whole week\n"
+	"    is older than that status's retention (defaults: success 30d, error\n"
+	"    90d, cancelled 30d), so a row is kept for its retention and at most\n"
+	"    7 days more. The attempts history of archived rows goes with them.\n"
+	"    Each\n"
 	"    drop is its own transaction and waits at most 5s for its lock (a\n"
 	"    partition busy with a long query is left for the next run). The\n"
 	"    daemon runs this nightly (schedule lote.retention, 03:00 in the\n"
@@ -36,7 +39,8 @@ static const char usage[] =
 	"\n"
 	"OPTIONS\n"
 	"    --dry-run   list the partitions that would be dropped\n"
-	"    --json      run: {\"dry_run\": …, \"partitions\": [{\"archive\", \"day\",\n"
+	"    --json      run: {\"dry_run\": …, \"partitions\": [{\"archive\", \"day\"\n"
+	"                (the week's Monday),\n"
 	"                \"status\", \"partition\", \"rows_estimate\", \"bytes\",\n"
 	"                \"dropped\"}]}; show: the settings as an object\n"
 	"\n"
@@ -114,7 +118,7 @@ static int set(PGconn *conn, const char *name, const char *value)
 			return EXIT_USAGE;
 		}
 		if (ms < settings[i].min_ms) {
-			cli_error("retention", "%s must be at least 1d (a partition holds a whole day), got %s",
+			cli_error("retention", "%s must be at least 1d, got %s",
 			          name, value);
 			return EXIT_USAGE;
 		}

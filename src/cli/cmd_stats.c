@@ -15,10 +15,11 @@ static const char usage[] =
 	"    lote stats [--json]\n"
 	"\n"
 	"DESCRIPTION\n"
-	"    For events, commands and batches: the rows and bytes of the hot\n"
-	"    table (exact: it holds only live and recent work), and of the\n"
-	"    archive the estimated rows (from the catalog, never a count(*)),\n"
-	"    bytes with indexes, number of partitions, oldest and newest day, and\n"
+	"    For events, commands, batches and the attempts history: the rows\n"
+	"    and bytes of the hot table (exact: it holds only live and recent\n"
+	"    work), and of the archive the estimated rows (from the catalog,\n"
+	"    never a count(*)), bytes with indexes, number of partitions, the\n"
+	"    Mondays of its oldest and newest week (UTC), and\n"
 	"    estimated rows per status. Estimates are as fresh as the last\n"
 	"    (auto)analyze of each partition. The same object is lote.stats() in\n"
 	"    SQL.\n"
@@ -27,7 +28,8 @@ static const char usage[] =
 	"    --json   {\"commands\": {\"hot\": {\"rows\": N, \"bytes\": N},\n"
 	"             \"archive\": {\"rows_estimate\": N, \"bytes\": N, \"partitions\": N,\n"
 	"             \"oldest_day\": \"YYYY-MM-DD\", \"newest_day\": …, \"by_status\":\n"
-	"             {\"success\": N, …}}}, \"events\": …, \"batches\": …}\n"
+	"             {\"success\": N, …}}}, \"events\": …, \"batches\": …,\n"
+	"             \"attempts\": …}\n"
 	"\n"
 	"EXIT STATUS\n"
 	"    0 success; 1 the query failed; 2 bad command line; 3 database\n"
@@ -97,10 +99,10 @@ int cmd_stats(int argc, char **argv)
 		json_decref(all);
 		return EXIT_OK;
 	}
-	static const char *kinds[] = { "events", "commands", "batches" };
+	static const char *kinds[] = { "events", "commands", "batches", "attempts" };
 	printf("%-9s %12s %10s   %14s %10s %6s  %-23s  %s\n", "", "hot rows", "hot size",
-	       "archive rows~", "size", "parts", "days", "by status~");
-	for (int k = 0; k < 3; k++) {
+	       "archive rows~", "size", "parts", "weeks (Mondays)", "by status~");
+	for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
 		json_t *t = json_object_get(all, kinds[k]);
 		json_t *h = json_object_get(t, "hot"), *a = json_object_get(t, "archive");
 		json_t *by = json_object_get(a, "by_status"), *v;

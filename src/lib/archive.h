@@ -32,20 +32,21 @@ typedef struct lote__archive_opts {
 void lote__archive_opts_init(lote__archive_opts *opts);
 
 /* Archives finished events, commands and complete batches with their
- * members, chunk by chunk, each chunk one transaction (a crash loses and
+ * members (each row with its attempts history), chunk by chunk, each chunk one transaction (a crash loses and
  * duplicates nothing). conn is borrowed, idle, not in a transaction.
  * Fills *ret_stats (may be NULL) also on failure, with what was done. */
 LOTE_MUSTCHECK int lote__archive_run(PGconn *conn, const lote__archive_opts *opts,
                                      lote__archive_stats *ret_stats, lote_error *err);
 
-/* Creates the archive partitions of yesterday, today and the configured
- * days ahead that are missing. Returns how many tables it created. */
+/* Creates the archive partitions (whole UTC weeks) of yesterday, today
+ * and the configured days ahead that are missing. Returns how many tables
+ * it created. */
 LOTE_MUSTCHECK int lote__archive_ensure_ahead(PGconn *conn, lote_error *err);
 
 /* One partition retention dropped (or would drop). */
 typedef struct lote__retention_item {
-	char archive[16];   /* events | commands | batches */
-	char day[11];       /* YYYY-MM-DD (UTC) */
+	char archive[16];   /* events | commands | batches | attempts */
+	char day[11];       /* the week's Monday, YYYY-MM-DD (UTC) */
 	char status[16];
 	char partition[80];
 	int64_t rows_estimate;

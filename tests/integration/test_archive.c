@@ -1,6 +1,8 @@
 /* Archive and retention: rows move exactly once (kill -9 mid-run, then
  * rerun), batches move whole and only when final, lineage resolves across
- * hot and archive, partitions are created ahead and dropped per status. */
+ * hot and archive, partitions are created ahead and dropped per status,
+ * the attempts history moves and goes with its rows, archived commands
+ * can be reprocessed. */
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -172,9 +174,12 @@ static void batches_and_lineage(void **state)
 	                       "cancelled: batch"));
 	assert_int_equal(tl_int(c, "SELECT count(*) FROM lote.commands WHERE batch_id = %lld", b4), 2);
 	assert_int_equal(tl_int(c, "SELECT count(*) FROM lote.batches WHERE id = %lld", b4), 1);
-	/* an archived batch is final */
-	assert_non_null(tl_try(c, "SELECT lote.reprocess(%lld)",
-	                       (long long)tl_int(c, "SELECT id FROM lote.commands_archive WHERE batch_id = %lld", b3)));
+	/* an archived batch in error is final: its members are not reprocessed */
+	char *msg = tl_try(c, "SELECT lote.reprocess(%lld)",
+	                   (long long)tl_int(c, "SELECT id FROM lote.commands_archive WHERE batch_id = %lld", b3));
+	assert_non_null(msg);
+	assert_non_null(strstr(msg, "archived in error: an archived batch is final"));
+	free(msg);
 	PQfinish(c);
 	free(db);
 }
@@ -186,23 +191,38 @@ static void partitions_and_retention(void **state)
 	char *out = NULL;
 	(void)state;
 
-	/* created ahead at migrate time, for every archive and status */
+	/* created ahead at migrate time (weeks, from Monday, UTC), for every
+	 * archive and status: events 2, commands 3, batches 3, attempts 3 */
 	assert_int_equal(tl_int(c, "SELECT count(*) FROM lote.archive_partitions"
-	                           " WHERE day = (now() AT TIME ZONE 'UTC')::date + 3 AND status IS NOT NULL"), 8);
+	                           " WHERE (now() AT TIME ZONE 'UTC')::date + 7 >= day"
+	                           " AND (now() AT TIME ZONE 'UTC')::date + 7 < until AND status IS NOT NULL"), 11);
+	assert_int_equal(tl_int(c, "SELECT count(*) FROM lote.archive_partitions"
+	                           " WHERE status IS NOT NULL AND until - day <> 7 OR extract(isodow FROM day) <> 1"), 0);
 	assert_string_equal(tl_value(c, "SELECT array_to_string(reloptions, ',') FROM pg_class"
-	                                " WHERE relname = 'commands_archive_p' || to_char((now() AT TIME ZONE 'UTC')::date, 'YYYYMMDD') || '_success'"),
+	                                " WHERE relname = 'commands_archive_w' || to_char(date_trunc('week',"
+	                                " (now() AT TIME ZONE 'UTC')::date), 'YYYYMMDD') || '_success'"),
 	                    "fillfactor=100,autovacuum_vacuum_insert_scale_factor=0.05");
 	finished_commands(c, 5, "success", "40 days");
 	finished_commands(c, 6, "error", "40 days");
 	finished_commands(c, 7, "error", "100 days");
 	finished_commands(c, 8, "success", "2 days");
 	finished_commands(c, 9, "cancelled", "40 days");
+	/* two failed attempts before each row's last one */
+	tl_exec(c, "INSERT INTO lote.attempts (kind, row_id, institution_id, attempt, outcome, error)"
+	           " SELECT 'command', id, institution_id, a, 'failed', 'try ' || a"
+	           " FROM lote.commands, generate_series(1, 2) a");
 	assert_int_equal(tl_run_lote(db, &out, "archive", "--older-than", "0", NULL), 0);
 	free(out);
 	assert_int_equal(tl_int(c, "SELECT count(*) FROM lote.commands_archive"), 35);
-	/* old days got their partitions when rows needed them, no others */
+	/* the attempts history moved with its rows, into their week and status */
+	assert_int_equal(tl_int(c, "SELECT count(*) FROM lote.attempts"), 0);
+	assert_int_equal(tl_int(c, "SELECT count(*) FROM lote.attempts_archive a JOIN lote.commands_archive k"
+	                           " ON k.id = a.row_id AND k.status = a.row_status"
+	                           " AND k.finished_at = a.row_finished_at"), 70);
+	assert_int_equal(tl_int(c, "SELECT count(*) FROM lote.attempts_all WHERE archived"), 70);
+	/* old weeks got their partitions when rows needed them, no others */
 	assert_int_equal(tl_int(c, "SELECT count(DISTINCT day) FROM lote.archive_partitions"
-	                           " WHERE day < now() - interval '3 days'"), 2);
+	                           " WHERE until < now() - interval '8 days'"), 2);
 
 	assert_int_equal(tl_run_lote(db, &out, "retention", "--dry-run", "--json", NULL), 0);
 	assert_non_null(strstr(out, "\"dry_run\":true"));
@@ -216,7 +236,9 @@ static void partitions_and_retention(void **state)
 	assert_int_equal(tl_int(c, "SELECT count(*) FROM lote.archive_partitions"
 	                           " WHERE day < now() - interval '99 days'"), 0);
 	assert_int_equal(tl_int(c, "SELECT count(*) FROM lote.archive_partitions"
-	                           " WHERE day < now() - interval '39 days' AND status = 'error'"), 3);
+	                           " WHERE day < now() - interval '39 days' AND status = 'error'"), 4);
+	/* the attempts of dropped rows went with them */
+	assert_int_equal(tl_int(c, "SELECT count(*) FROM lote.attempts_archive"), 28);
 	/* keep errors a shorter time: they go too */
 	assert_int_equal(tl_run_lote(db, &out, "retention", "set", "error", "30d", NULL), 0);
 	free(out);
@@ -225,9 +247,62 @@ static void partitions_and_retention(void **state)
 	assert_int_equal(tl_run_lote(db, &out, "retention", "run", NULL), 0);
 	free(out);
 	assert_int_equal(tl_int(c, "SELECT count(*) FROM lote.commands_archive"), 8);
+	assert_int_equal(tl_int(c, "SELECT count(*) FROM lote.attempts_archive"), 16);
 	assert_int_equal(tl_run_lote(db, &out, "stats", "--json", NULL), 0);
 	assert_non_null(strstr(out, "\"rows_estimate\""));
 	free(out);
+	PQfinish(c);
+	free(db);
+}
+
+/* An archived standalone command can be reprocessed: a new hot copy with
+ * original_id pointing at it; lineage finds the copy from either side. */
+static void reprocess_archived(void **state)
+{
+	char *db = tl_fresh_db("archive_reprocess", true);
+	PGconn *c = tl_connect(db);
+	char *out = NULL;
+	(void)state;
+
+	finished_commands(c, 3, "error", "1 hour");
+	long long id = tl_int(c, "SELECT min(id) FROM lote.commands");
+	assert_int_equal(tl_run_lote(db, &out, "archive", "--older-than", "0", NULL), 0);
+	free(out);
+	assert_int_equal(tl_int(c, "SELECT count(*) FROM lote.commands"), 0);
+
+	long long copy = tl_int(c, "SELECT lote.reprocess(%lld)", id);
+	assert_true(copy > id);
+	assert_string_equal(tl_value(c, "SELECT concat_ws('|', status, original_id = %lld, type, data->>'i')"
+	                                " FROM lote.commands WHERE id = %lld", id, copy),
+	                    tl_value(c, "SELECT concat_ws('|', 'pending', true, type, data->>'i')"
+	                                " FROM lote.commands_archive WHERE id = %lld", id));
+	/* the archived row is untouched; lineage links both ways */
+	assert_true(tl_int(c, "SELECT count(*) FROM lote.commands_archive WHERE id = %lld"
+	                      " AND replaced_by IS NULL AND status = 'error'", id) == 1);
+	assert_string_equal(tl_value(c, "SELECT concat_ws('|', l->>'replaced_by', l->>'archived')"
+	                                " FROM lote.lineage(%lld) l", id),
+	                    tl_value(c, "SELECT '%lld|true'", copy));
+	assert_string_equal(tl_value(c, "SELECT lote.lineage(%lld)->>'original_id'", copy),
+	                    tl_value(c, "SELECT '%lld'", id));
+	/* one live copy at a time */
+	char *e = tl_try(c, "SELECT lote.reprocess(%lld)", id);
+	assert_non_null(e);
+	assert_non_null(strstr(e, "already has a live copy"));
+	free(e);
+	/* once the copy is finished (and archived too), again */
+	tl_exec(c, "UPDATE lote.commands SET status = 'error', finished_at = now() WHERE id = %lld", copy);
+	assert_int_equal(tl_run_lote(db, &out, "archive", "--older-than", "0", NULL), 0);
+	free(out);
+	long long copy2 = tl_int(c, "SELECT lote.reprocess(%lld)", id);
+	assert_true(copy2 > copy);
+	assert_string_equal(tl_value(c, "SELECT lote.lineage(%lld)->>'replaced_by'", id),
+	                    tl_value(c, "SELECT '%lld'", copy2));
+	/* unknown ids still say so */
+	e = tl_try(c, "SELECT lote.reprocess(42424242)");
+	assert_non_null(e);
+	assert_non_null(strstr(e, "no command 42424242"));
+	free(e);
+	assert_null(tl_value(c, "SELECT lote.lineage(42424242)"));
 	PQfinish(c);
 	free(db);
 }
@@ -238,6 +313,7 @@ int main(void)
 		cmocka_unit_test(exactly_once_with_kill9),
 		cmocka_unit_test(batches_and_lineage),
 		cmocka_unit_test(partitions_and_retention),
+		cmocka_unit_test(reprocess_archived),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
