@@ -251,13 +251,19 @@ static void normalize(lote__civil *t)
 		t->hour = 0;
 		t->day++;
 	}
-	if (t->day > days_in_month(t->year, t->month)) {
-		t->day = 1;
-		t->month++;
-	}
+	/* month first: the caller may have stepped it past December (with
+	 * day 1), and days_in_month needs a valid one */
 	if (t->month > 12) {
 		t->month = 1;
 		t->year++;
+	}
+	if (t->day > days_in_month(t->year, t->month)) {
+		t->day = 1;
+		t->month++;
+		if (t->month > 12) {
+			t->month = 1;
+			t->year++;
+		}
 	}
 }
 
