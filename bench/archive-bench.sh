@@ -1,102 +1,226 @@
 #!/usr/bin/env bash
-# Archive at scale: drain rate of 20 000 new commands with the archive
-# empty and with N (default 10 000 000) archived commands, and p95 latency
-# of the dashboard's list queries over lote.commands_all per filter.
+# Archive at scale: drain rate of DRAIN (20 000) new commands with the
+# archive empty and with N (default 10 000 000) archived commands, and the
+# latency of the dashboard's list queries (the SQL src/lib/api.c sends for
+# GET /api/v1/commands, over lote.commands_all) per filter, at both sizes.
 #
 #   LOTE_DATABASE_URL=postgresql://…/postgres bench/archive-bench.sh [N]
 #
-# Uses (drops and recreates) the database lote_archive_bench on that server.
-# The archive is generated with generate_series straight into
-# lote.commands_archive (ids from 1e9, finished over the last 30 days,
-# 90 % success / 8 % error / 2 % cancelled, 20 types, 100 institutions,
-# lineage ids), not through the daemon. Needs build/lote and psql.
+# Uses (drops and recreates) the database lote_archive_bench on that server
+# (KEEP=1: reuse it when it already holds N archived rows, skipping the
+# empty-archive half and the generation). The archive is generated with
+# generate_series straight into lote.commands_archive, not through the
+# daemon: ids from 1e9, finished over the last 30 days in id order, 90 %
+# success / 8 % error / 2 % cancelled, 20 types, 100 institutions, every
+# 10th a parent of the next 9, every 3rd in a batch of 10, every 5th from
+# an event, every 50th a reprocessed copy. It loads in chunks of 1M rows
+# with the archive's indexes dropped, then recreates them exactly as the
+# migration declared them (same end state, a bulk build is faster) and
+# runs VACUUM ANALYZE. Needs build/lote, psql and bc.
+#
+# Output: drain rates (empty archive, then interleaved with a twin
+# database whose archive is empty: DRAINS each, medians and their ratio);
+# per query, p50, p95 and max over REPS runs (SLOW_REPS for the wide
+# time ranges of the API's current shape, seconds each at 10M; SKIP_API=1
+# leaves that shape out for the full archive) (a random parameter per run), each query planned
+# and run afresh as the API does (PQexecParams, an unnamed statement).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-10000000}
 DRAIN=${DRAIN:-20000}
+DRAINS=${DRAINS:-5}
 REPS=${REPS:-100}
+STEP=${STEP:-1000000}
 admin=${LOTE_DATABASE_URL:?set LOTE_DATABASE_URL to a server where a scratch database may be created}
 db=$(printf '%s' "$admin" | sed -E 's#(dbname=)[^ ]*#\1lote_archive_bench#; s#(postgres(ql)?://[^/]*/)[^?]*#\1lote_archive_bench#')
-lote=build/lote
+lote=$PWD/build/lote
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
 q() { psql "$db" -qAtX -v ON_ERROR_STOP=1 -c "$1"; }
+now_s() { date +%s.%N; }
 
-psql "$admin" -qX -c "DROP DATABASE IF EXISTS lote_archive_bench" -c "CREATE DATABASE lote_archive_bench"
-LOTE_DATABASE_URL=$db $lote migrate >/dev/null
-q "UPDATE lote.schedules SET enabled = false"   # no archive routine during the drain
+median() { sort -n | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 
-drain() { # prints commands/s for DRAIN new no-op commands
-	q "INSERT INTO lote.commands (institution_id, type) SELECT '00000000-0000-0000-0000-000000000000', 'noop' FROM generate_series(1, $DRAIN)"
+drain_once() { # [DB] prints commands/s for DRAIN new no-op commands, workers already up
+	local db=${1:-$db} out=$tmp/worker.out t0 t1 pid n
 	q "VACUUM ANALYZE lote.commands" ; q "CHECKPOINT" 2>/dev/null || true
-	local t0 t1 pid
-	t0=$(date +%s.%N)
-	$lote bench worker --db "$db" --types noop --concurrency 2 --batch 100 >/dev/null 2>&1 & pid=$!
-	until [ "$(q "SELECT count(*) FROM lote.commands WHERE status IN ('pending', 'processing')")" = 0 ]; do sleep 0.05; done
-	t1=$(date +%s.%N)
+	: > "$out"
+	$lote bench worker --db "$db" --types noop --concurrency 2 --batch 100 > "$out" 2>"$tmp/worker.err" & pid=$!
+	until grep -q '^READY' "$out"; do sleep 0.02; kill -0 $pid 2>/dev/null || { cat "$tmp/worker.err" >&2; exit 1; }; done
+	t0=$(now_s)
+	q "INSERT INTO lote.commands (institution_id, type) SELECT '00000000-0000-0000-0000-000000000000', 'noop' FROM generate_series(1, $DRAIN)"
+	while :; do
+		n=$(grep '^HANDLED' "$out" | tail -n1 | awk '{print $2}')
+		[ "${n:-0}" -ge "$DRAIN" ] && break
+		sleep 0.005
+	done
+	t1=$(now_s)
 	kill -TERM $pid; wait $pid 2>/dev/null || true
-	q "DELETE FROM lote.commands"
+	q "DELETE FROM lote.commands; DELETE FROM lote.attempts"
 	echo "scale=0; $DRAIN / ($t1 - $t0)" | bc
 }
 
-p95() { # label, SQL with :R (a random 0..99 per run)
-	local label=$1 sql=$2 f; f=$(mktemp)
+drains() {
+	local rates=() r
+	for i in $(seq 1 "$DRAINS"); do r=$(drain_once); rates+=("$r"); done
+	echo "drain $DRAIN: ${rates[*]} commands/s; median $(printf '%s\n' "${rates[@]}" | median)"
+}
+
+# Drains interleaved between a twin database whose archive is empty and
+# this one (same server, same moment, one warm-up each), so drift of the
+# machine falls on both sides alike.
+drains_side_by_side() {
+	local empty=${db/lote_archive_bench/lote_archive_bench_empty} e=() f=() me mf
+	psql "$admin" -qX -c "DROP DATABASE IF EXISTS lote_archive_bench_empty" -c "CREATE DATABASE lote_archive_bench_empty"
+	LOTE_DATABASE_URL=$empty $lote migrate >/dev/null
+	psql "$empty" -qAtX -c "UPDATE lote.schedules SET enabled = false"
+	echo "-- queries, archive empty (the twin)"
+	db=$empty SKIP_API=0 queries
+	echo "-- drains"
+	drain_once "$empty" >/dev/null; drain_once >/dev/null
+	for i in $(seq 1 "$DRAINS"); do
+		e+=("$(drain_once "$empty")"); f+=("$(drain_once)")
+	done
+	me=$(printf '%s\n' "${e[@]}" | median); mf=$(printf '%s\n' "${f[@]}" | median)
+	echo "drain $DRAIN, archive empty: ${e[*]} commands/s; median $me"
+	echo "drain $DRAIN, archive $N:  ${f[*]} commands/s; median $mf"
+	echo "ratio full/empty of medians: $(echo "scale=3; $mf / $me" | bc)"
+	psql "$admin" -qX -c "DROP DATABASE lote_archive_bench_empty"
+}
+
+timeit() { # label, SQL with :R (a random 0..99 per run); $reps runs (default REPS)
+	local label=$1 sql=$2 f=$tmp/t REPS=${reps:-$REPS}
 	for i in $(seq 1 "$REPS"); do
 		r=$((RANDOM % 100))
 		printf '%s\n' "${sql//:R/$r};"
 	done > "$f.sql"
-	{ echo '\timing on'; cat "$f.sql"; } | psql "$db" -qAtX -o /dev/null 2>&1 | grep -o 'Time: [0-9.]*' | awk '{print $2}' | sort -n > "$f"
-	printf '%-28s p50 %7.2f ms  p95 %7.2f ms\n' "$label" \
-		"$(awk -v n="$(wc -l < "$f")" 'NR == int(n * 0.50) + 1' "$f")" \
-		"$(awk -v n="$(wc -l < "$f")" 'NR == int(n * 0.95) + 1' "$f")"
-	rm -f "$f" "$f.sql"
+	{ echo '\timing on'; cat "$f.sql"; } | psql "$db" -qAtX -v ON_ERROR_STOP=1 -o /dev/null 2>&1 \
+		| grep -o 'Time: [0-9.]*' | awk '{print $2}' | sort -n > "$f"
+	[ "$(wc -l < "$f")" -eq "$REPS" ] || { echo "$label: a query failed" >&2; exit 1; }
+	printf '%-34s p50 %8.2f ms  p95 %8.2f ms  max %8.2f ms  (n=%d)\n' "$label" \
+		"$(awk -v n="$REPS" 'NR == int(n * 0.50) + 1' "$f")" \
+		"$(awk -v n="$REPS" 'NR == int(n * 0.95) + 1' "$f")" \
+		"$(tail -n1 "$f")" "$REPS"
+}
+
+# The list query of src/lib/api.c (lote__api_list): a page of 50 (+1 to
+# know there is more), newest first, rows as JSON without their payload.
+list() { # label, filter (AND …)
+	timeit "$1" "SELECT coalesce(jsonb_agg(x.j ORDER BY x.id DESC), '[]') FROM (SELECT t.id,
+	  (to_jsonb(t) - 'duration' - 'data' || jsonb_build_object('duration',
+	   round(extract(epoch FROM t.duration) * 1000, 3))) AS j
+	  FROM lote.commands_all t WHERE true $2 ORDER BY t.id DESC LIMIT 51) x"
+}
+
+# The same page, in the shape this benchmark suggests for src/lib/api.c:
+# a one-value filter as equality (t.type = $1: the (type, id) index then
+# yields rows in id order; "= ANY (array)" cannot, so each partition is
+# walked by id, through all of it where the value is absent), and the JSON
+# built after the LIMIT (not for every matching row before the sort).
+list2() { # label, filter (AND …), [ORDER BY]
+	timeit "$1" "SELECT coalesce(jsonb_agg((to_jsonb(t) - 'duration' - 'data' || jsonb_build_object('duration',
+	   round(extract(epoch FROM t.duration) * 1000, 3))) ORDER BY ${3:-t.id DESC}), '[]')
+	  FROM (SELECT * FROM lote.commands_all t WHERE true $2 ORDER BY ${3:-t.id DESC} LIMIT 51) t"
 }
 
 queries() {
-	local cols="id, type, status, institution_id, created_at, finished_at"
-	p95 "type"            "SELECT $cols FROM lote.commands_all WHERE type = 'Type' || (:R % 20) ORDER BY id DESC LIMIT 50"
-	p95 "type, page 20"   "SELECT $cols FROM lote.commands_all WHERE type = 'Type' || (:R % 20) AND id < 1000000000 + $N - 20000 ORDER BY id DESC LIMIT 50"
-	p95 "status=error"    "SELECT $cols FROM lote.commands_all WHERE status = 'error' ORDER BY id DESC LIMIT 50"
-	p95 "status=cancelled" "SELECT $cols FROM lote.commands_all WHERE status = 'cancelled' ORDER BY id DESC LIMIT 50"
-	p95 "institution"     "SELECT $cols FROM lote.commands_all WHERE institution_id = ('00000000-0000-0000-0000-' || lpad(':R', 12, '0'))::uuid ORDER BY id DESC LIMIT 50"
-	p95 "time range 1h"   "SELECT $cols FROM lote.commands_all WHERE finished_at >= now() - interval '1 day' * (:R % 29 + 1) AND finished_at < now() - interval '1 day' * (:R % 29 + 1) + interval '1 hour' ORDER BY finished_at DESC LIMIT 50"
-	p95 "by parent_id"    "SELECT $cols FROM lote.commands_all WHERE parent_id = 1000000000 + :R * 997 ORDER BY id LIMIT 50"
-	p95 "by batch_id"     "SELECT $cols FROM lote.commands_all WHERE batch_id = 1000000 + :R * 991 ORDER BY id LIMIT 50"
-	p95 "by event_id"     "SELECT $cols FROM lote.commands_all WHERE event_id = 2000000 + :R * 983 ORDER BY id LIMIT 50"
-	p95 "by id"           "SELECT $cols FROM lote.commands_all WHERE id = 1000000000 + :R * 99991"
-	p95 "lineage(id)"     "SELECT lote.lineage(1000000000 + :R * 99991)"
+	local base=1000000000 day="(now() - interval '1 day' * (:R % 29 + 1))"
+	local hour="AND t.created_at >= date_trunc('hour', $day) AND t.created_at < date_trunc('hour', $day) + interval '1 hour'"
+	local oneday="AND t.created_at >= date_trunc('day', $day) AND t.created_at < date_trunc('day', $day) + interval '1 day'"
+	if [ "${SKIP_API:-0}" != 1 ]; then
+	echo "-- the API's list query as it is (src/lib/api.c)"
+	list "no filter"          ""
+	list "type"               "AND t.type = ANY (string_to_array('Type' || (:R % 20), ','))"
+	list "type, page 200"     "AND t.type = ANY (string_to_array('Type' || (:R % 20), ',')) AND t.id < $base + $N - 200000 - :R"
+	list "type, 2 types"      "AND t.type = ANY (string_to_array('Type' || (:R % 20) || ',Type' || ((:R + 1) % 20), ','))"
+	list "status=error"       "AND t.status = ANY (string_to_array('error', ','))"
+	list "status=cancelled"   "AND t.status = ANY (string_to_array('cancelled', ','))"
+	list "institution"        "AND t.institution_id = ('00000000-0000-0000-0000-' || lpad(':R', 12, '0'))::uuid"
+	reps=${SLOW_REPS:-10} list "time range 1 h"     "$hour"
+	reps=${SLOW_REPS:-10} list "time range 1 day"   "$oneday"
+	reps=${SLOW_REPS:-10} list "time 1 day + type"  "$oneday AND t.type = ANY (string_to_array('Type' || (:R % 20), ','))"
+	list "status + institution" "AND t.status = ANY (string_to_array('error', ',')) AND t.institution_id = ('00000000-0000-0000-0000-' || lpad(':R', 12, '0'))::uuid"
+	list "by parent_id"       "AND t.parent_id = $base + (:R * 99991) / 10 * 10"
+	list "by batch_id"        "AND t.batch_id = 1000000 + :R * 3331"
+	list "by event_id"        "AND t.event_id = 2000000 + :R * 19997"
+	list "by original_id"     "AND t.original_id = $base + (:R * 99991) / 50 * 50"
+	timeit "by id"            "SELECT to_jsonb(t) FROM lote.commands_all t WHERE t.id = $base + :R * 99991"
+	timeit "lineage(id)"      "SELECT lote.lineage($base + :R * 99991)"
+	fi
+	echo "-- suggested shape: one value as equality, JSON after the LIMIT; time ranges newest first by created_at"
+	list2 "type (=)"                 "AND t.type = 'Type' || (:R % 20)"
+	list2 "type (=), page 200"       "AND t.type = 'Type' || (:R % 20) AND t.id < $base + $N - 200000 - :R"
+	list2 "status=error (=)"         "AND t.status = 'error'"
+	list2 "institution"              "AND t.institution_id = ('00000000-0000-0000-0000-' || lpad(':R', 12, '0'))::uuid"
+	list2 "time 1 h, by created_at"  "$hour" "t.created_at DESC, t.id DESC"
+	list2 "time 1 day, by created_at" "$oneday" "t.created_at DESC, t.id DESC"
+	list2 "time 1 day + type (=), by created_at" "$oneday AND t.type = 'Type' || (:R % 20)" "t.created_at DESC, t.id DESC"
+	list2 "by parent_id"             "AND t.parent_id = $base + (:R * 99991) / 10 * 10"
+	timeit "lineage(id)"             "SELECT lote.lineage($base + :R * 99991)"
 }
 
-echo "== archive empty"
-echo "drain $DRAIN: $(drain) commands/s"
-echo "drain $DRAIN: $(drain) commands/s"
-queries
+generate() {
+	local t0 t1 ddl=$tmp/indexes.sql
+	t0=$(date +%s)
+	q "SELECT lote.archive_ensure_partitions((now() - interval '31 days')::date, now()::date + 1)" >/dev/null
+	# drop the archive's indexes for the load; recreate them as declared
+	# (pg_indexes says "ON ONLY" for a partitioned parent: that would build no leaf)
+	q "SELECT replace(indexdef, ' ON ONLY ', ' ON ') || ';' FROM pg_indexes
+	   WHERE schemaname = 'lote' AND tablename = 'commands_archive'" > "$ddl"
+	q "SELECT string_agg(format('DROP INDEX lote.%I', indexname), '; ') FROM pg_indexes
+	   WHERE schemaname = 'lote' AND tablename = 'commands_archive'" | psql "$db" -qAtX -v ON_ERROR_STOP=1
+	for ((s = 0; s < N; s += STEP)); do
+		e=$((s + STEP < N ? s + STEP : N))
+		q "INSERT INTO lote.commands_archive (id, institution_id, type, data, status, queue, priority,
+		     attempt, max_attempts, run_at, event_id, parent_id, original_id, batch_id, created_at,
+		     started_at, finished_at, duration, error)
+		   SELECT $base_id + i, ('00000000-0000-0000-0000-' || lpad((i % 100)::text, 12, '0'))::uuid,
+		     'Type' || (i % 20),
+		     jsonb_build_object('student', 'S' || (i % 100003), 'course', 'C' || (i % 997),
+		                        'term', '2026-1', 'note', 'generated by bench/archive-bench.sh'),
+		     CASE WHEN i % 50 = 0 THEN 'cancelled' WHEN i % 100 < 8 THEN 'error' ELSE 'success' END,
+		     'default', 0, CASE WHEN i % 100 < 8 THEN 3 ELSE 1 END, 3, f - interval '2 seconds',
+		     CASE WHEN i % 5 = 0 THEN 2000000 + i / 5 END,
+		     CASE WHEN i % 10 <> 0 THEN $base_id + i - i % 10 END,
+		     CASE WHEN i % 50 = 1 THEN $base_id + i - 1 END,
+		     CASE WHEN i % 3 = 0 THEN 1000000 + i / 30 END,
+		     f - interval '2 seconds', f - interval '1 second', f, interval '1 second',
+		     CASE WHEN i % 100 < 8 THEN 'boom' END
+		   FROM generate_series($s, $e - 1) i,
+		        LATERAL (SELECT now() - interval '30 days' * (1 - i::float8 / $N) - interval '1 minute' AS f) t"
+		echo "  $e rows, $(( $(date +%s) - t0 ))s"
+	done
+	t1=$(date +%s)
+	psql "$db" -qAtX -v ON_ERROR_STOP=1 -f "$ddl"
+	[ "$(q "SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+	         JOIN pg_namespace n ON n.oid = c.relnamespace
+	         WHERE n.nspname = 'lote' AND c.relname LIKE 'commands\_archive\_w%' AND NOT i.indisvalid")" = 0 ] \
+		|| { echo "an archive index is not valid" >&2; exit 1; }
+	echo "  indexes rebuilt in $(( $(date +%s) - t1 ))s"
+	q "VACUUM ANALYZE lote.commands_archive"
+	q "ANALYZE lote.commands_archive"   # the parent's statistics (VACUUM ANALYZE covers the leaves)
+	echo "generated in $(( $(date +%s) - t0 ))s"
+}
+base_id=1000000000
 
-echo "== generating $N archived commands"
-t0=$(date +%s)
-q "SELECT lote.archive_ensure_partitions((now() - interval '31 days')::date, now()::date + 1)" >/dev/null
-step=1000000
-for ((s = 0; s < N; s += step)); do
-	e=$((s + step < N ? s + step : N))
-	q "INSERT INTO lote.commands_archive (id, institution_id, type, data, status, queue, priority,
-	     attempt, max_attempts, run_at, event_id, parent_id, batch_id, created_at, started_at,
-	     finished_at, duration, error)
-	   SELECT 1000000000 + i, ('00000000-0000-0000-0000-' || lpad((i % 100)::text, 12, '0'))::uuid,
-	     'Type' || (i % 20), jsonb_build_object('i', i),
-	     CASE WHEN i % 50 = 0 THEN 'cancelled' WHEN i % 100 < 8 THEN 'error' ELSE 'success' END,
-	     'default', 0, 1, 3, f - interval '2 seconds',
-	     CASE WHEN i % 5 = 0 THEN 2000000 + i / 5 END,
-	     CASE WHEN i % 10 <> 0 THEN 1000000000 + i - i % 10 END,
-	     CASE WHEN i % 3 = 0 THEN 1000000 + i / 30 END,
-	     f - interval '2 seconds', f - interval '1 second', f, interval '1 second',
-	     CASE WHEN i % 100 < 8 THEN 'boom' END
-	   FROM generate_series($s + 1, $e) i,
-	        LATERAL (SELECT now() - interval '30 days' * (1 - i::float8 / $N) - interval '1 minute' AS f) t"
-	echo "  $e rows, $(( $(date +%s) - t0 ))s"
-done
-q "VACUUM ANALYZE lote.commands_archive"
-echo "generated in $(( $(date +%s) - t0 ))s; $($lote stats 2>/dev/null | grep commands || true)"
+have=$(psql "$db" -qAtX -c "SELECT count(*) FROM lote.commands_archive" 2>/dev/null || echo 0)
+if [ "${KEEP:-0}" = 1 ] && [ "$have" = "$N" ]; then
+	echo "== reusing lote_archive_bench with $N archived commands"
+	q "UPDATE lote.schedules SET enabled = false"
+else
+	psql "$admin" -qX -c "DROP DATABASE IF EXISTS lote_archive_bench" -c "CREATE DATABASE lote_archive_bench"
+	LOTE_DATABASE_URL=$db $lote migrate >/dev/null
+	q "UPDATE lote.schedules SET enabled = false"   # no archive routine during the drain
+	echo "== archive empty"
+	drains
+	queries
+	echo "== generating $N archived commands"
+	generate
+fi
 LOTE_DATABASE_URL=$db $lote stats | sed 's/^/  /'
+echo "  leaves: $(q "SELECT count(*) FROM lote.archive_partitions WHERE archive = 'commands' AND status IS NOT NULL")"
 
 echo "== archive with $N rows"
-echo "drain $DRAIN: $(drain) commands/s"
-echo "drain $DRAIN: $(drain) commands/s"
 queries
+echo "== drain side by side"
+drains_side_by_side
