@@ -99,6 +99,14 @@ static int h_crash(lote_ctx *ctx, void *udata)
 	abort();
 }
 
+static int h_segv(lote_ctx *ctx, void *udata)
+{
+	(void)ctx;
+	(void)udata;
+	raise(SIGSEGV);
+	return 0;
+}
+
 /* ---- running an engine in a child process -------------------------- */
 
 struct engine_cfg {
@@ -117,6 +125,7 @@ static void register_all(lote_engine *e)
 	tl_on_command(e, "Chain", h_chain, NULL, 0);
 	tl_on_command(e, "Slow", h_slow, NULL, 0);
 	tl_on_command(e, "Crash", h_crash, NULL, 0);
+	tl_on_command(e, "Segv", h_segv, NULL, 0);
 	tl_on_command(e, "Hang", h_hang, NULL, 500);
 	tl_on_event(e, "Created", h_fan, "first");
 	tl_on_event(e, "Created", h_fan, "second");
@@ -396,6 +405,24 @@ static void crashing_handler_fails_only_its_command(void **state)
 	PQfinish(c);
 }
 
+static void segfaulting_handler_fails_only_its_command(void **state)
+{
+	struct engine_cfg cfg = { .workers = 2, .batch = 5 };
+	PGconn *c = fresh("engine_segv");
+	pid_t e = start_engine(&cfg);
+	(void)state;
+	long long id = tl_int(c, "SELECT lote.enqueue('Segv', '{}', NULL, '{\"max_attempts\":1}')");
+	tl_exec(c, "SELECT lote.enqueue('Record') FROM generate_series(1, 10)");
+	assert_true(tl_wait(c, 20000, "SELECT status = 'error' FROM lote.commands WHERE id = %lld", id));
+	assert_string_equal(tl_value(c, "SELECT error FROM lote.commands WHERE id = %lld", id),
+	                    "crashed: signal 11 (SIGSEGV)");
+	assert_string_equal(tl_value(c, "SELECT outcome FROM lote.attempts WHERE row_id = %lld", id), "crashed");
+	assert_true(tl_wait(c, 20000, "SELECT count(*) = 10 FROM lote.commands WHERE type = 'Record' AND status = 'success'"));
+	assert_int_equal(tl_int(c, "SELECT count(*) FROM runs"), 10);
+	assert_int_equal(tl_stop(e, SIGTERM, 15000), 0);
+	PQfinish(c);
+}
+
 static void handler_past_its_timeout_is_stopped(void **state)
 {
 	struct engine_cfg cfg = { .workers = 1 };
@@ -475,6 +502,7 @@ int main(void)
 		cmocka_unit_test(one_transaction_per_row_mode_works),
 		cmocka_unit_test(graceful_shutdown_finishes_in_flight),
 		cmocka_unit_test(crashing_handler_fails_only_its_command),
+		cmocka_unit_test(segfaulting_handler_fails_only_its_command),
 		cmocka_unit_test(handler_past_its_timeout_is_stopped),
 		cmocka_unit_test(kill_9_of_a_worker_loses_and_repeats_nothing),
 		cmocka_unit_test(kill_9_of_the_daemon_then_restart_finishes_everything),

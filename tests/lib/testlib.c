@@ -351,6 +351,13 @@ pid_t tl_start_engine(const char *conninfo, const lote_engine_options *opts,
 		lote_engine_options o;
 		lote_engine *e = NULL;
 		lote_error err = { 0 };
+		/* cmocka catches crash signals in the test process; an engine
+		 * must see them as a real program would */
+		signal(SIGSEGV, SIG_DFL);
+		signal(SIGBUS, SIG_DFL);
+		signal(SIGILL, SIG_DFL);
+		signal(SIGFPE, SIG_DFL);
+		signal(SIGABRT, SIG_DFL);
 		if (opts) {
 			o = *opts;
 		} else {
