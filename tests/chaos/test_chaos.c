@@ -1,6 +1,7 @@
 /* The chaos run (suite "chaos", not part of `make test`: run it with
  * `make chaos`). 20 000 commands whose handler writes one effect row in the
- * command's transaction, and parents whose handler enqueues one child,
+ * command's transaction, and parents whose handler (a C function, or an
+ * exec program under `lote run`) enqueues one child,
  * while random workers and whole daemons are killed with -9 every few
  * hundred milliseconds and PostgreSQL is restarted. At the end: every
  * command final, nothing stuck, exactly one effect per successful command,
@@ -109,6 +110,17 @@ static void chaos(void **state)
 		           " 'max_attempts', 25)) FROM generate_series(1, 50)), '{\"type\":\"FollowUp\",\"max_attempts\":25}')");
 	PQfinish(c);
 
+	/* exec handlers too: a `lote run` whose program enqueues a child */
+	char *script = tl_script("chaos-parent.sh", "cat >/dev/null\n"
+	                         "echo '{\"enqueue\":[{\"type\":\"Child\",\"options\":{\"max_attempts\":25}}]}'");
+	char *spec = NULL, *log = tl_tmp_path("chaos-exec.log");
+	if (asprintf(&spec, "ExecParent=%s", script) < 0)
+		fail_msg("oom");
+	c = tl_connect(db);
+	tl_exec(c, "SELECT lote.enqueue('ExecParent', '{}', NULL, '{\"max_attempts\":25}') FROM generate_series(1, %d)",
+	        PARENTS);
+	PQfinish(c);
+	pid_t exec_daemon = tl_spawn_lote(db, log, "run", "--exec", spec, "--lease", "3s", NULL);
 	for (int i = 0; i < DAEMONS; i++)
 		daemons[i] = daemon_start();
 	srand((unsigned)time(NULL));
@@ -128,6 +140,12 @@ static void chaos(void **state)
 			    kill(atoi(PQgetvalue(res, 0, 0)), SIGKILL) == 0)
 				kills++;
 			PQclear(res);
+		} else if (r < 80) {
+			/* the exec daemon, supervisor first */
+			kill(exec_daemon, SIGKILL);
+			waitpid(exec_daemon, NULL, 0);
+			exec_daemon = tl_spawn_lote(db, log, "run", "--exec", spec, "--lease", "3s", NULL);
+			daemon_kills++;
 		} else if (r < 97) {
 			/* a whole daemon, supervisor and workers at once */
 			int d = rand() % DAEMONS;
@@ -158,6 +176,7 @@ static void chaos(void **state)
 		                                  " (SELECT status, count(*) n FROM lote.commands GROUP BY 1) s"));
 	for (int i = 0; i < DAEMONS; i++)
 		assert_int_equal(tl_stop(daemons[i], SIGTERM, 30000), 0);
+	assert_int_equal(tl_stop(exec_daemon, SIGTERM, 30000), 0);
 
 	/* every command final, none stuck */
 	assert_int_equal(tl_int(c, "SELECT count(*) FROM lote.commands WHERE status NOT IN ('success', 'error')"), 0);
@@ -169,15 +188,21 @@ static void chaos(void **state)
 	                           " AND c.status = 'success' AND NOT EXISTS (SELECT 1 FROM effects e WHERE e.command_id = c.id)"), 0);
 	assert_int_equal(tl_int(c, "SELECT count(*) FROM effects e JOIN lote.commands c ON c.id = e.command_id"
 	                           " WHERE c.status <> 'success'"), 0);
-	/* exactly one child per successful parent */
-	assert_int_equal(tl_int(c, "SELECT count(*) FROM lote.commands p WHERE p.type = 'Parent' AND"
+	/* exactly one child per successful parent, C or exec */
+	assert_int_equal(tl_int(c, "SELECT count(*) FROM lote.commands p WHERE p.type IN ('Parent', 'ExecParent') AND"
 	                           " (SELECT count(*) FROM lote.commands k WHERE k.parent_id = p.id) <> 1"), 0);
+	assert_int_equal(tl_int(c, "SELECT count(*) FROM lote.commands WHERE type = 'ExecParent' AND status = 'success'"),
+	                 PARENTS);
 	/* every batch complete, its follow-up run once */
 	assert_int_equal(tl_int(c, "SELECT count(*) FROM lote.batches WHERE status <> 'success'"), 0);
 	assert_int_equal(tl_int(c, "SELECT count(*) FROM lote.batches b WHERE"
 	                           " (SELECT count(*) FROM effects e WHERE e.command_id = b.next_command_id) <> 1"), 0);
 	assert_int_equal(tl_int(c, "SELECT count(*) FROM lote.commands WHERE type = 'Effect'"), COMMANDS + 20 * 50);
 	PQfinish(c);
+	unlink(script);
+	free(script);
+	free(spec);
+	free(log);
 }
 
 int main(void)
