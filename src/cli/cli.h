@@ -41,6 +41,11 @@ int cli_exit_for(int code);
 /* Whether argv has -h/--help among its options; then prints usage. */
 int cli_wants_help(int argc, char **argv, const char *usage);
 
+/* Parses the options of a command that takes only --json and --help (and
+ * no arguments). Returns -1 to go on, or the exit status to return at once
+ * (EXIT_OK after printing usage for --help). */
+int cli_json_only(const char *cmd, int argc, char **argv, const char *usage, bool *ret_json);
+
 /* Resolves the database (LOTE_DATABASE_URL or the embedded cluster) and
  * connects; prints the error and returns NULL on failure. The connection is
  * caller-owned. If ret_conninfo is not NULL it gets the conninfo

@@ -49,34 +49,14 @@ static void human_bytes(long long b, char *buf, size_t len)
 
 int cmd_stats(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{ "json", no_argument, NULL, 'j' },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 },
-	};
-	bool as_json = false;
+	bool as_json;
 	PGconn *conn;
 	PGresult *res;
 	json_t *all;
-	int c;
+	int rc;
 
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-		if (c == 'h') {
-			fputs(usage, stdout);
-			return EXIT_OK;
-		}
-		if (c == 'j') {
-			as_json = true;
-			continue;
-		}
-		fputs("see lote stats --help\n", stderr);
-		return EXIT_USAGE;
-	}
-	if (optind < argc) {
-		cli_error("stats", "unexpected argument \"%s\"", argv[optind]);
-		return EXIT_USAGE;
-	}
+	if ((rc = cli_json_only("stats", argc, argv, usage, &as_json)) >= 0)
+		return rc;
 	conn = cli_connect_ready("stats", NULL);
 	if (!conn)
 		return EXIT_DB;

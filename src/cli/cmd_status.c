@@ -49,33 +49,13 @@ static json_t *query_json(PGconn *conn, const char *sql)
 
 int cmd_status(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{ "json", no_argument, NULL, 'j' },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 },
-	};
-	bool as_json = false;
+	bool as_json;
 	PGconn *conn;
 	json_t *all;
-	int c;
+	int rc;
 
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-		if (c == 'h') {
-			fputs(usage, stdout);
-			return EXIT_OK;
-		}
-		if (c == 'j') {
-			as_json = true;
-			continue;
-		}
-		fputs("see lote status --help\n", stderr);
-		return EXIT_USAGE;
-	}
-	if (optind < argc) {
-		cli_error("status", "unexpected argument \"%s\"", argv[optind]);
-		return EXIT_USAGE;
-	}
+	if ((rc = cli_json_only("status", argc, argv, usage, &as_json)) >= 0)
+		return rc;
 	conn = cli_connect_ready("status", NULL);
 	if (!conn)
 		return EXIT_DB;

@@ -1,4 +1,5 @@
 /* common.c - see cli.h. */
+#include <getopt.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,4 +82,34 @@ PGconn *cli_connect_ready(const char *cmd, char **ret_conninfo)
 		return NULL;
 	}
 	return conn;
+}
+
+int cli_json_only(const char *cmd, int argc, char **argv, const char *usage, bool *ret_json)
+{
+	static const struct option longopts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	int c;
+
+	*ret_json = false;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		if (c == 'h') {
+			fputs(usage, stdout);
+			return EXIT_OK;
+		}
+		if (c != 'j') {
+			fprintf(stderr, "see lote %s --help\n", cmd);
+			return EXIT_USAGE;
+		}
+		*ret_json = true;
+	}
+	if (optind < argc) {
+		cli_error(cmd, "unexpected argument \"%s\"", argv[optind]);
+		return EXIT_USAGE;
+	}
+	/* "go on" must differ from EXIT_OK after --help */
+	return -1;
 }
