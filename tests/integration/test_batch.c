@@ -72,11 +72,7 @@ static pid_t engine(int workers, int batch)
 
 static PGconn *fresh(const char *name)
 {
-	PGconn *c;
-	free(db);
-	db = tl_fresh_db(name, true);
-	c = tl_connect(db);
-	tl_runs_table(c);
+	PGconn *c = tl_fresh_runs(name, &db);
 	tl_exec(c, "CREATE TABLE switches (name text PRIMARY KEY, on_ boolean)");
 	return c;
 }

@@ -148,12 +148,7 @@ static pid_t start_engine(const struct engine_cfg *cfg)
 
 static PGconn *fresh(const char *name)
 {
-	PGconn *c;
-	free(db);
-	db = tl_fresh_db(name, true);
-	c = tl_connect(db);
-	tl_runs_table(c);
-	return c;
+	return tl_fresh_runs(name, &db);
 }
 
 /* ---- tests ---------------------------------------------------------- */

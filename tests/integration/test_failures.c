@@ -116,12 +116,7 @@ static pid_t engine(int64_t lease_ms)
 
 static PGconn *fresh(const char *name)
 {
-	PGconn *c;
-	free(db);
-	db = tl_fresh_db(name, true);
-	c = tl_connect(db);
-	tl_runs_table(c);
-	return c;
+	return tl_fresh_runs(name, &db);
 }
 
 static void backoff_strategies_computed(void **state)

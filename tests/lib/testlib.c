@@ -429,3 +429,13 @@ void tl_runs_table(PGconn *conn)
 	tl_exec(conn, "CREATE TABLE runs (kind text, id bigint, attempt int, pid int,"
 	              " at timestamptz DEFAULT clock_timestamp())");
 }
+
+PGconn *tl_fresh_runs(const char *name, char **db)
+{
+	PGconn *c;
+	free(*db);
+	*db = tl_fresh_db(name, true);
+	c = tl_connect(*db);
+	tl_runs_table(c);
+	return c;
+}

@@ -71,5 +71,8 @@ int tl_ctx_sql(lote_ctx *ctx, const char *sql, int n, const char *const *params)
  * that tl_runs_table creates. */
 int tl_record_run(lote_ctx *ctx);
 void tl_runs_table(PGconn *conn);
+/* A fresh migrated database with the runs table: *db (freed first if set)
+ * gets its conninfo; returns a connection to it. */
+PGconn *tl_fresh_runs(const char *name, char **db);
 
 #endif
