@@ -5,8 +5,10 @@
 set -euo pipefail
 goal=${1:-build}
 build=(gcc make meson ninja-build pkg-config python3 libpq-dev libjansson-dev
-       libinih-dev libcmocka-dev libmicrohttpd-dev)
-server=(postgresql-15)
+       libinih-dev libcmocka-dev libmicrohttpd-dev
+       libcurl4-openssl-dev)
+# python3-aiosmtpd: the SMTP server of the academic example (make run, tests)
+server=(postgresql-15 python3-aiosmtpd)
 case $goal in
 	build) want=("${build[@]}") ;;
 	run)   want=("${build[@]}" "${server[@]}") ;;

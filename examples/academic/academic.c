@@ -25,6 +25,9 @@
 
 extern const char academic_schema_sql[]; /* schema.sql, embedded */
 
+/* attempts of each email before it ends in error (then its batch) */
+#define MAIL_ATTEMPTS 5
+
 static const char *g_smtp_url = "smtp://127.0.0.1:2525";
 static const char *g_mail_from = "no-reply@academic.example";
 
@@ -210,7 +213,10 @@ static int notify_new_class_activity(lote_ctx *ctx, void *udata)
 	json_t *members = json_array();
 	for (int i = 0; i < PQntuples(s); i++)
 		json_array_append_new(members, json_pack(
-			"{ss s{sIsIsIsssssOsO}}", "type", "SendNewClassActivityEmail", "data",
+			"{ss si s{sIsIsIsssssOsO}}", "type", "SendNewClassActivityEmail",
+			/* lote.batch does not read the type's policy (sql/002_batches.sql
+			 * defaults members to 3 attempts), so members say it */
+			"max_attempts", MAIL_ATTEMPTS, "data",
 			"activity_id", (json_int_t)data_int(ctx, "activity_id"),
 			"notification_id", (json_int_t)nid,
 			"student_id", (json_int_t)strtoll(PQgetvalue(s, i, 0), NULL, 10),
@@ -655,7 +661,7 @@ static int cmd_run(const struct args *a)
 	}
 	/* Each email retried on its own, quickly: a local server that said
 	 * "try later" usually means it. */
-	lote_handler_opts mail = { .max_attempts = 5, .timeout_ms = 60000,
+	lote_handler_opts mail = { .max_attempts = MAIL_ATTEMPTS, .timeout_ms = 60000,
 	                           .retry = { LOTE_RETRY_EXPONENTIAL, 500, 30000, 0.2 } };
 	int bad = 0;
 	if (lote_engine_on_event(e, "ClassActivityCreated", on_class_activity_created, NULL, NULL,
