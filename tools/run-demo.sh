@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
 # `make run`: migrate the database (the embedded cluster under .lote/ unless
-# LOTE_DATABASE_URL is set), record a few events, and run the daemon in the
-# foreground with the demo handlers and the dashboard on 127.0.0.1:8080
-# ($LOTE_HTTP), whose login link it prints. Ctrl-C stops it gracefully.
+# LOTE_DATABASE_URL is set) and run the academic example (examples/academic):
+# a local SMTP server (examples/academic/smtp-sink.py, port
+# $ACADEMIC_SMTP_PORT, default 2525, messages under .lote/mail), the
+# dashboard (`lote web` on 127.0.0.1:8080, $LOTE_HTTP) whose login link it
+# prints, and the example's daemon in the foreground; it creates an
+# institution ($ACADEMIC_STUDENTS students, default 300) and publishes a few
+# activities. Ctrl-C stops everything gracefully. LOTE_DEMO=hello runs the
+# older demo of examples/hello (exec handlers) instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 lote=build/lote
@@ -10,6 +15,59 @@ $lote migrate
 if [ -z "${LOTE_DATABASE_URL:-}" ]; then
 	url=$($lote pg url)
 	echo "lote: embedded PostgreSQL: psql \"$url\""
+fi
+if [ "${LOTE_DEMO:-academic}" = academic ]; then
+	url=${LOTE_DATABASE_URL:-$($lote pg url)}
+	export LOTE_DATABASE_URL=$url
+	academic=build/examples/academic/lote-academic
+	http=${LOTE_HTTP:-127.0.0.1:8080}
+	port=${ACADEMIC_SMTP_PORT:-2525}
+	mail=${LOTE_HOME:-.lote}/mail
+	pids=()
+	stop() {
+		trap - EXIT INT TERM
+		for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+		wait 2>/dev/null || true
+	}
+	trap stop EXIT
+	trap 'stop; exit 130' INT TERM
+	/usr/bin/python3 examples/academic/smtp-sink.py --port "$port" --dir "$mail" \
+		--fail-file "$mail.fail" >"${LOTE_HOME:-.lote}/smtp.log" 2>&1 &
+	pids+=($!)
+	$lote web --http "$http" &
+	pids+=($!)
+	token=$($lote tokens add --role admin --name "make run" | tail -n1)
+	inst=$($academic create-institution --name "Escola Modelo" --students "${ACADEMIC_STUDENTS:-300}")
+	$academic run --smtp "smtp://127.0.0.1:$port" "$@" &
+	daemon=$!
+	pids+=($daemon)
+	# the seed chain creates the classes; then a few activities (flow 1)
+	for _ in $(seq 1 300); do
+		[ -n "$($academic classes --institution "$inst" | head -n1)" ] && break
+		sleep 0.2
+	done
+	$academic classes --institution "$inst" | head -n3 | while IFS=$'\t' read -r class _ n name; do
+		out=$($academic publish-activity --class "$class" --title "Reading list for $name")
+		echo "lote-academic: activity ${out% *} published in class $class ($n students), event ${out#* }"
+	done
+	cat <<MSG
+
+lote: the academic example is running (examples/academic, docs/academic.md):
+      dashboard  http://$http/#token=$token
+                 (API: curl -H 'Authorization: Bearer $token' http://$http/api/v1/summary)
+      emails     $mail/*.eml (SMTP on 127.0.0.1:$port, log ${LOTE_HOME:-.lote}/smtp.log)
+      database   psql "$url"   (schema academic beside schema lote)
+      institution $inst
+      In another terminal:
+        export LOTE_DATABASE_URL='$url'
+        $academic classes --institution $inst | head
+        $academic publish-activity --class 1 --title 'Essay'
+        $academic create-institution --name 'Another school' --students 100
+        echo 'student1.${inst:0:8}@academic.example *' > $mail.fail   # make that student's deliveries fail
+      Ctrl-C stops everything.
+MSG
+	wait "$daemon"
+	exit $?
 fi
 cat <<'MSG'
 lote: running the demo in examples/hello (the academic example will replace it):
