@@ -52,11 +52,12 @@ BEGIN
 			USING ERRCODE = '22023';
 	END IF;
 	INSERT INTO lote.commands (institution_id, type, data, status, queue, priority,
-	                           max_attempts, run_at, event_id, parent_id, batch_id)
+	                           max_attempts, retry, run_at, event_id, parent_id, batch_id)
 	SELECT institution, e->>'type', coalesce(e->'data', '{}'), initial_status,
 	       coalesce(o->>'queue', 'default'),
 	       coalesce((o->>'priority')::smallint, 0),
-	       coalesce((o->>'max_attempts')::integer, 3),
+	       coalesce((o->>'max_attempts')::integer, lote.policy_max_attempts('command', e->>'type')),
+	       o->'retry',
 	       lote.option_run_at(o),
 	       lote.current_id('event_id'), lote.current_id('command_id'), batch
 	FROM jsonb_array_elements(items) WITH ORDINALITY AS t(e, i),

@@ -151,6 +151,12 @@ static void backoff_strategies_computed(void **state)
 	tl_exec(c, "INSERT INTO lote.policies (kind, type, max_attempts, retry)"
 	           " VALUES ('command', 'Typed', 9, '{\"strategy\":\"fixed\",\"base_ms\":42}')");
 	assert_int_equal(tl_int(c, "SELECT (extract(epoch FROM lote.backoff('command', 'Typed', 5, NULL)) * 1000)::int"), 42);
+	/* batch members too, and their own retry option is kept */
+	long long tb = tl_int(c, "SELECT lote.batch('B', '[{\"type\":\"Typed\"},"
+	                         "{\"type\":\"Typed\",\"retry\":{\"strategy\":\"linear\"}}]')");
+	assert_string_equal(tl_value(c, "SELECT string_agg(concat_ws(':', max_attempts, retry->>'strategy'), ','"
+	                                " ORDER BY id) FROM lote.commands WHERE batch_id = %lld", tb),
+	                    "9,9:linear");
 	long long t1 = tl_int(c, "SELECT lote.enqueue('Typed')");
 	long long t2 = tl_int(c, "SELECT lote.enqueue('Typed', '{}', NULL, '{\"max_attempts\":2}')");
 	assert_int_equal(tl_int(c, "SELECT max_attempts FROM lote.commands WHERE id = %lld", t1), 9);
