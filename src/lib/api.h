@@ -17,6 +17,8 @@
 #define LOTE_API_BULK_MAX 10000     /* commands one bulk reprocess touches */
 #define LOTE_API_TREE_MAX 500       /* nodes of a lineage tree */
 #define LOTE_API_TEXT_MAX 200       /* bytes of a text filter */
+#define LOTE_API_TYPES_MERGED 8     /* a list filtered by up to this many types reads
+                                     * each type's index in order and merges them */
 
 typedef enum lote__api_kind {
 	LOTE_API_EVENTS,
@@ -54,7 +56,9 @@ typedef struct lote__api_filter {
 	int64_t batch;       /* batch_id, 0: any */
 	int64_t event;       /* origin: event_id, 0: any */
 	int64_t parent;      /* origin: parent_id, 0: any */
-	int64_t cursor;      /* keyset: only ids below it, 0: from the newest */
+	int64_t cursor;      /* keyset: the id of the previous page's last row, 0: from the newest */
+	int64_t cursor_us;   /* and its created_at in µs since 1970 (cursor "US_ID"), for lists
+	                      * ordered by created_at (from/to given); 0: looked up by id */
 	int limit;           /* 1..LOTE_API_LIMIT_MAX */
 } lote__api_filter;
 
@@ -79,7 +83,9 @@ LOTE_MUSTCHECK int lote__api_filter_from_json(lote__api_filter *f, lote__api_kin
 const char *lote__api_source(PGconn *conn, lote__api_kind kind);
 
 /* One page: {"items": [...], "next_cursor": "123" | null}. Items carry the
- * SQL column names (data left out; duration in milliseconds). */
+ * SQL column names (data left out; duration in milliseconds). Newest
+ * first by id; with from or to, newest first by (created_at, id), and the
+ * cursor is "US_ID" (created_at in microseconds since 1970, id). */
 LOTE_MUSTCHECK int lote__api_list(PGconn *conn, lote__api_kind kind,
                                   const lote__api_filter *f,
                                   const lote__api_actor *actor,

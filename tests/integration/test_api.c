@@ -255,6 +255,11 @@ static void lists_filters_and_pages(void **state)
 	assert_string_equal(ids(get_json(&w, w.admin, "/api/v1/commands?status=pending,awaiting", 200)), "6,4,2");
 	assert_string_equal(ids(get_json(&w, w.admin, "/api/v1/commands?type=SendEmail", 200)), "5,4,3");
 	assert_string_equal(ids(get_json(&w, w.admin, "/api/v1/commands?type=Report,Fanout", 200)), "6,1");
+	assert_string_equal(ids(get_json(&w, w.admin, "/api/v1/commands?type=SendEmail,SendEmail", 200)), "5,4,3");
+	assert_string_equal(ids(get_json(&w, w.admin, "/api/v1/commands?type=Report,SendEmail,Fanout&limit=2&cursor=5",
+	                                 200)), "4,3");
+	assert_string_equal(ids(get_json(&w, w.admin, "/api/v1/commands?type=Report,SendEmail&from=2000-01-01&status=error",
+	                                 200)), "5,3");
 	assert_string_equal(ids(get_json(&w, w.admin, "/api/v1/commands?institution=" INST_B, 200)), "6,5");
 	assert_string_equal(ids(get_json(&w, w.admin, "/api/v1/commands?error=smtp%20TIMEOUT", 200)), "5,3");
 	assert_string_equal(ids(get_json(&w, w.admin, "/api/v1/commands?batch=1", 200)), "4,3");
