@@ -164,6 +164,8 @@ static int group_setup(void **state)
 		usleep(20 * 1000);
 	if (!port_open(port))
 		fail_msg("smtp-sink did not start (see %s; is python3-aiosmtpd installed?)", log);
+	free(script);
+	free(log);
 	/* the institution first, then the daemon: its seed chain must run */
 	char args[64];
 	snprintf(args, sizeof args, "create-institution --name Escola --students %d", STUDENTS);
@@ -174,6 +176,7 @@ static int group_setup(void **state)
 	char *dargv[] = { (char *)academic_bin(), "run", "--database-url", db, "--smtp", smtp_url,
 	                  "--workers", "4", NULL };
 	daemon_pid = spawn(dargv, dlog);
+	free(dlog);
 	return 0;
 }
 
@@ -185,6 +188,10 @@ static int group_teardown(void **state)
 	if (smtp_pid > 0)
 		tl_stop(smtp_pid, SIGTERM, 5000);
 	PQfinish(conn);
+	free(smtp_url);
+	free(maildir);
+	free(failfile);
+	free(db);
 	return 0;
 }
 
