@@ -4,16 +4,18 @@
 # As root it runs apt-get directly, otherwise through sudo.
 set -euo pipefail
 goal=${1:-build}
+# nodejs, npm: `npm ci` fetches the dashboard's pinned front-end
+# dependencies (web/package-lock.json) at build time
 build=(gcc make meson ninja-build pkg-config python3 libpq-dev libjansson-dev
        libinih-dev libcmocka-dev libmicrohttpd-dev
-       libcurl4-openssl-dev)
+       libcurl4-openssl-dev nodejs npm)
 # python3-aiosmtpd: the SMTP server of the academic example (make run, tests)
 server=(postgresql-15 python3-aiosmtpd)
 case $goal in
 	build) want=("${build[@]}") ;;
 	run)   want=("${build[@]}" "${server[@]}") ;;
-	test)  want=("${build[@]}" "${server[@]}" libasan8 libubsan1 chromium nodejs npm) ;;
-	bench) want=("${build[@]}" "${server[@]}" nodejs npm) ;;
+	test)  want=("${build[@]}" "${server[@]}" libasan8 libubsan1 chromium) ;;
+	bench) want=("${build[@]}" "${server[@]}") ;;
 	*) echo "deps.sh: unknown goal $goal (build|run|test|bench)" >&2; exit 2 ;;
 esac
 missing=()

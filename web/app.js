@@ -31,12 +31,6 @@ function h(tag, attrs, ...kids) {
   return el;
 }
 
-function svg(tag, attrs) {
-  const el = document.createElementNS('http://www.w3.org/2000/svg', tag);
-  for (const [k, v] of Object.entries(attrs || {})) el.setAttribute(k, v);
-  return el;
-}
-
 function token() { return localStorage.getItem('lote.token'); }
 
 function toast(msg, bad) {
@@ -158,27 +152,31 @@ function setLive(on) {
 
 // ---------------------------------------------------------------- overview
 
-function chart(points, keys, colors) {
-  const W = 600, H = 130, n = points.length || 1;
-  const max = Math.max(1, ...points.map((p) => keys.reduce((s, k) => s + (p[k] || 0), 0)));
-  const s = svg('svg', { viewBox: `0 0 ${W} ${H + 10}`, preserveAspectRatio: 'none', role: 'img' });
-  const bw = W / n;
-  points.forEach((p, i) => {
-    let y = H;
-    keys.forEach((k, j) => {
-      const v = p[k] || 0;
-      if (!v) return;
-      const bh = (v / max) * (H - 4);
-      y -= bh;
-      const r = svg('rect', { x: i * bw + 1, y, width: Math.max(1, bw - 2), height: bh, fill: colors[j] });
-      const t = svg('title', {});
-      t.textContent = `${fmtTime(p.t)}: ${k} ${v}`;
-      r.append(t);
-      s.append(r);
-    });
-  });
-  s.append(svg('line', { x1: 0, y1: H, x2: W, y2: H, stroke: '#cfd4dc' }));
-  return s;
+// Stacked bars per minute, drawn by uPlot (web/package.json, served from
+// /vendor/): the first key at the bottom. The chart is made once per
+// element and its data replaced on each summary; the legend shows the
+// minute's own counts under the cursor.
+function chart(el, points, keys, colors) {
+  const xs = points.map((p) => Date.parse(p.t) / 1000);
+  const stacked = keys.map((_, i) => points.map((p) => keys.slice(0, i + 1).reduce((s, k) => s + (p[k] || 0), 0)));
+  // the tallest stack first, so each lower one is drawn over it
+  const order = keys.map((_, i) => keys.length - 1 - i);
+  const data = [xs, ...order.map((i) => stacked[i])];
+  if (el.plot) { el.plot.setData(data); return; }
+  const bars = uPlot.paths.bars({ size: [0.8, 40] });
+  el.plot = new uPlot({
+    width: Math.max(200, el.clientWidth), height: 150,
+    cursor: { drag: { x: false, y: false }, points: { show: false } },
+    scales: { x: { time: true }, y: { range: (u, min, max) => [0, Math.max(1, max)] } },
+    axes: [{ stroke: '#6b7280', grid: { show: false } },
+      { stroke: '#6b7280', size: 40, grid: { stroke: '#eef0f3' }, incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000, 50000, 1e5, 2e5, 5e5, 1e6] }],
+    series: [{ value: (u, v) => (v == null ? '—' : fmtTime(new Date(v * 1000).toISOString())) },
+      ...order.map((i) => ({
+        label: keys[i], fill: colors[i], stroke: colors[i], width: 0, paths: bars, points: { show: false },
+        value: (u, v, si, idx) => (idx == null ? '—' : fmtN((el.points[idx] || {})[keys[i]] || 0)),
+      }))],
+  }, data, el);
+  new ResizeObserver(() => el.plot.setSize({ width: Math.max(200, el.clientWidth), height: 150 })).observe(el);
 }
 
 function renderOverview() {
@@ -193,17 +191,13 @@ function renderOverview() {
       me && me.institution_id ? h('span', { class: 'muted' }, ' — institution ' + me.institution_id) : null),
     cards,
     h('div', { class: 'row' },
-      h('div', { class: 'panel' }, h('h2', {}, 'Commands finished per minute (last hour)'), thr,
-        h('div', { class: 'legend' }, h('span', {}, h('i', { class: 'lg-ok' }), 'success'),
-          h('span', {}, h('i', { class: 'lg-err' }), 'error'))),
+      h('div', { class: 'panel' }, h('h2', {}, 'Commands finished per minute (last hour)'), thr),
       h('div', { class: 'panel' }, h('h2', {}, 'Events finished per minute'), evc)),
     h('div', { class: 'row' },
       h('div', { class: 'panel' }, h('h2', {}, 'Commands by type'),
         h('table', {}, h('thead', {}, h('tr', {}, ['type', ...STATUSES.commands].map((c) => h('th', {}, c)))), types)),
       me && !me.institution_id ? h('div', { class: 'panel' }, h('h2', {}, 'Busiest institutions'),
         h('table', {}, h('thead', {}, h('tr', {}, h('th', {}, 'institution'), h('th', {}, 'finished'))), insts)) : null));
-  for (const el of document.querySelectorAll('.lg-ok')) el.style.background = 'var(--ok)';
-  for (const el of document.querySelectorAll('.lg-err')) el.style.background = 'var(--err)';
   onSummary = (s) => {
     const c = s.commands.by_status, e = s.events.by_status;
     const card = (label, n, href) => h('a', { class: 'card', href: href || null },
@@ -219,8 +213,9 @@ function renderOverview() {
       card('events pending', fmtN(e.pending), '#/events?status=pending'),
       card('open batches', fmtN(s.batches.open), '#/batches?status=pending,processing,error'),
       card('workers', fmtN(s.workers), '#/workers'));
-    thr.replaceChildren(chart(s.throughput, ['success', 'error'], ['#1a8f4c', '#c9352b']));
-    evc.replaceChildren(chart(s.throughput, ['events'], ['#2b5fd9']));
+    thr.points = evc.points = s.throughput;
+    chart(thr, s.throughput, ['success', 'error'], ['#1a8f4c', '#c9352b']);
+    chart(evc, s.throughput, ['events'], ['#2b5fd9']);
     types.replaceChildren(...s.commands.by_type.map((t) => h('tr', {},
       h('td', {}, h('a', { href: '#/commands?type=' + encodeURIComponent(t.type) }, t.type)),
       STATUSES.commands.map((st) => h('td', { class: 'num' }, t[st] ? h('a', {

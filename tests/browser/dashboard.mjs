@@ -48,7 +48,10 @@ await step('the overview shows live counts, charts and types', async () => {
   await page.waitForFunction(() => document.querySelector('[data-testid="count-error"]').textContent === '2');
   const pending = await page.getByTestId('count-pending').textContent();
   if (pending !== '1') throw new Error('pending card says ' + pending);
-  if (await page.locator('.chart svg').count() !== 2) throw new Error('no charts');
+  // uPlot, from web/package.json, embedded and served under /vendor/
+  await page.waitForFunction(() => document.querySelectorAll('.chart .uplot canvas').length === 2);
+  if (!(await page.locator('.chart .u-legend').first().textContent()).includes('success'))
+    throw new Error('the throughput chart has no success series');
   await page.locator('table >> text=SendNewClassActivityEmail').first().waitFor();
   await page.waitForSelector('#live.on');
   await page.screenshot({ path: join(shots, 'overview.png'), fullPage: true });
