@@ -474,12 +474,17 @@ static void add_where_k(struct query *q, PGconn *conn, lote__api_kind kind,
 			fprintf(q->out, " AND t.entity_type = $%d", q_param(q, f->entity_type));
 			if (f->entity_id)
 				fprintf(q->out, " AND t.entity_id = $%d", q_param(q, f->entity_id));
+		} else if (f->entity_id) {
+			/* one entity's events, few: their ids as an array, so each
+			 * leaf's (event_id, id) index is probed (as "IN (SELECT …)"
+			 * the planner walked every leaf by id: 3 s at 10M rows) */
+			int et = q_param(q, f->entity_type), ei = q_param(q, f->entity_id);
+			fprintf(q->out, " AND t.event_id = ANY (ARRAY(SELECT e.id FROM %s e"
+			                " WHERE e.entity_type = $%d AND e.entity_id = $%d))",
+			        lote__api_source(conn, LOTE_API_EVENTS), et, ei);
 		} else {
-			fprintf(q->out, " AND t.event_id IN (SELECT e.id FROM %s e WHERE e.entity_type = $%d",
+			fprintf(q->out, " AND t.event_id IN (SELECT e.id FROM %s e WHERE e.entity_type = $%d)",
 			        lote__api_source(conn, LOTE_API_EVENTS), q_param(q, f->entity_type));
-			if (f->entity_id)
-				fprintf(q->out, " AND e.entity_id = $%d", q_param(q, f->entity_id));
-			fputs(")", q->out);
 		}
 	}
 	if (f->from)
