@@ -20,10 +20,10 @@
 #
 # Output: drain rates (empty archive, then interleaved with a twin
 # database whose archive is empty: DRAINS each, medians and their ratio);
-# per query, p50, p95 and max over REPS runs (SLOW_REPS for the wide
-# time ranges of the API's current shape, seconds each at 10M; SKIP_API=1
-# leaves that shape out for the full archive) (a random parameter per run), each query planned
-# and run afresh as the API does (PQexecParams, an unnamed statement).
+# per query, p50, p95 and max over REPS runs (a random parameter per run),
+# each query planned and run afresh as the API does (PQexecParams, an
+# unnamed statement); then the same lists, the summary and details as GET
+# requests to a `lote web` on that database (HTTP included). Needs curl.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-10000000}
@@ -33,9 +33,10 @@ REPS=${REPS:-100}
 STEP=${STEP:-1000000}
 admin=${LOTE_DATABASE_URL:?set LOTE_DATABASE_URL to a server where a scratch database may be created}
 db=$(printf '%s' "$admin" | sed -E 's#(dbname=)[^ ]*#\1lote_archive_bench#; s#(postgres(ql)?://[^/]*/)[^?]*#\1lote_archive_bench#')
-lote=$PWD/build/lote
+lote=${LOTE_BIN:-$PWD/build/lote}
 tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+webpid=
+trap '[ -z "$webpid" ] || kill $webpid 2>/dev/null; rm -rf "$tmp"' EXIT
 q() { psql "$db" -qAtX -v ON_ERROR_STOP=1 -c "$1"; }
 now_s() { date +%s.%N; }
 
@@ -75,7 +76,7 @@ drains_side_by_side() {
 	LOTE_DATABASE_URL=$empty $lote migrate >/dev/null
 	psql "$empty" -qAtX -c "UPDATE lote.schedules SET enabled = false"
 	echo "-- queries, archive empty (the twin)"
-	db=$empty SKIP_API=0 queries
+	db=$empty queries
 	echo "-- drains"
 	drain_once "$empty" >/dev/null; drain_once >/dev/null
 	for i in $(seq 1 "$DRAINS"); do
@@ -104,59 +105,137 @@ timeit() { # label, SQL with :R (a random 0..99 per run); $reps runs (default RE
 }
 
 # The list query of src/lib/api.c (lote__api_list): a page of 50 (+1 to
-# know there is more), newest first, rows as JSON without their payload.
-list() { # label, filter (AND …)
-	timeit "$1" "SELECT coalesce(jsonb_agg(x.j ORDER BY x.id DESC), '[]') FROM (SELECT t.id,
-	  (to_jsonb(t) - 'duration' - 'data' || jsonb_build_object('duration',
-	   round(extract(epoch FROM t.duration) * 1000, 3))) AS j
-	  FROM lote.commands_all t WHERE true $2 ORDER BY t.id DESC LIMIT 51) x"
+# know there is more), rows as JSON without their payload, built after the
+# LIMIT; one filter value as equality (t.type = $1: the (type, id) index
+# then yields rows in id order; "= ANY (array)" could not, so each
+# partition was walked by id, through all of it where the value is absent);
+# newest first by id, or by (created_at, id) when a time range is given.
+list() { # label, filter (AND …), [ORDER BY]
+	local o=${3:-t.id DESC}
+	timeit "$1" "SELECT jsonb_build_object('items', coalesce(jsonb_agg((to_jsonb(t) - 'duration' - 'data'
+	   || jsonb_build_object('duration', round(extract(epoch FROM t.duration) * 1000, 3))) ORDER BY $o), '[]'),
+	  'keys', coalesce(jsonb_agg(t.id::text ORDER BY $o), '[]'))
+	  FROM (SELECT * FROM lote.commands_all t WHERE true $2 ORDER BY $o LIMIT 51) t"
 }
 
-# The same page, in the shape this benchmark suggests for src/lib/api.c:
-# a one-value filter as equality (t.type = $1: the (type, id) index then
-# yields rows in id order; "= ANY (array)" cannot, so each partition is
-# walked by id, through all of it where the value is absent), and the JSON
-# built after the LIMIT (not for every matching row before the sort).
-list2() { # label, filter (AND …), [ORDER BY]
-	timeit "$1" "SELECT coalesce(jsonb_agg((to_jsonb(t) - 'duration' - 'data' || jsonb_build_object('duration',
-	   round(extract(epoch FROM t.duration) * 1000, 3))) ORDER BY ${3:-t.id DESC}), '[]')
-	  FROM (SELECT * FROM lote.commands_all t WHERE true $2 ORDER BY ${3:-t.id DESC} LIMIT 51) t"
+# Two types: one ordered read per type, merged (as lote__api_list does
+# for up to LOTE_API_TYPES_MERGED types).
+list2types() { # label
+	local o="t.id DESC" b="(SELECT * FROM lote.commands_all t WHERE true AND t.type ="
+	timeit "$1" "SELECT jsonb_build_object('items', coalesce(jsonb_agg((to_jsonb(t) - 'duration' - 'data'
+	   || jsonb_build_object('duration', round(extract(epoch FROM t.duration) * 1000, 3))) ORDER BY $o), '[]'),
+	  'keys', coalesce(jsonb_agg(t.id::text ORDER BY $o), '[]'))
+	  FROM (SELECT * FROM ($b 'Type' || (:R % 20) ORDER BY $o LIMIT 51)
+	        UNION ALL $b 'Type' || ((:R + 1) % 20) ORDER BY $o LIMIT 51)) t ORDER BY $o LIMIT 51) t"
+}
+
+# The same through `lote web` (HTTP included): p50/p95 of REPS GETs of a
+# path, each checked for a 200. In the path, per request: :R a random
+# 0..99, :I institution :R's UUID, :ID an id, :P a parent's id, :B a batch id, :FH/:TH the UTC hour :R % 29 + 1 days
+# ago and the next, :FD/:TD that day and the next. page2: the page after
+# the first (its next_cursor), only the second timed.
+http() { # label, path, [page2]
+	local label=$1 f=$tmp/h r p cur base=1000000000
+	for i in $(seq 1 "$REPS"); do
+		r=$((RANDOM % 100))
+		p=${2//:ID/$((id0 + r * id_step))}; p=${p//:P/$((id0 + r * id_step / 10 * 10))}
+		p=${p//:B/$((1000000 + r * 3331))}
+		p=${p//:R/$r}
+		p=${p//:I/00000000-0000-0000-0000-$(printf %012d "$r")}
+		p=${p//:FH/${from_h[$r]}}; p=${p//:TH/${to_h[$r]}}
+		p=${p//:FD/${from_d[$r]}}; p=${p//:TD/${to_d[$r]}}
+		if [ "${3:-}" = page2 ]; then
+			cur=$(curl -s -H "Authorization: Bearer $token" "http://127.0.0.1:$port$p" |
+			      grep -o '"next_cursor": *"[^"]*"' | cut -d'"' -f4 || true)
+			p="$p&cursor=${cur:-1}"
+		fi
+		curl -s -o /dev/null -H "Authorization: Bearer $token" -w '%{http_code} %{time_total}\n' \
+			"http://127.0.0.1:$port$p"
+	done > "$f.raw"
+	if grep -qv '^200 ' "$f.raw"; then echo "$label: HTTP $(grep -v '^200 ' "$f.raw" | head -n1)" >&2; exit 1; fi
+	awk '{printf "%.3f\n", $2 * 1000}' "$f.raw" | sort -n > "$f"
+	printf '%-38s p50 %8.2f ms  p95 %8.2f ms  max %8.2f ms  (n=%d)\n' "$label" \
+		"$(awk -v n="$REPS" 'NR == int(n * 0.50) + 1' "$f")" \
+		"$(awk -v n="$REPS" 'NR == int(n * 0.95) + 1' "$f")" \
+		"$(tail -n1 "$f")" "$REPS"
+}
+
+# GET /api/v1/… per filter, the summary and details, from a `lote web`
+# started on this database with a viewer token (src/lib/api.c as it is).
+api() {
+	local pid t base=1000000000 n=$N
+	id0=$base id_step=99991
+	if [ "$(q "SELECT count(*) > 0 FROM lote.commands_archive")" != t ]; then
+		# the empty archive: details of one hot command
+		n=0 id_step=0
+		id0=$(q "SELECT lote.enqueue('noop', '{}', '00000000-0000-0000-0000-000000000000')")
+	fi
+	from_h=() to_h=() from_d=() to_d=()
+	for r in $(seq 0 99); do
+		t=$(( $(date +%s) - (r % 29 + 1) * 86400 ))
+		from_h+=("$(date -u -d "@$t" +%Y-%m-%dT%H:00:00Z)")
+		to_h+=("$(date -u -d "@$((t + 3600))" +%Y-%m-%dT%H:00:00Z)")
+		from_d+=("$(date -u -d "@$t" +%Y-%m-%d)")
+		to_d+=("$(date -u -d "@$((t + 86400))" +%Y-%m-%d)")
+	done
+	token=$(LOTE_DATABASE_URL=$db $lote tokens add --role viewer --name bench | tail -n1)
+	LOTE_DATABASE_URL=$db $lote web --http 127.0.0.1:0 2> "$tmp/web.log" & pid=$! webpid=$!
+	until port=$(grep -o 'http://127.0.0.1:[0-9]*' "$tmp/web.log" | cut -d: -f3) && [ -n "$port" ]; do
+		sleep 0.05; kill -0 $pid 2>/dev/null || { cat "$tmp/web.log" >&2; exit 1; }
+	done
+	# warm-up: the server's pool opens its database connections
+	for i in $(seq 1 20); do curl -s -o /dev/null -H "Authorization: Bearer $token" "http://127.0.0.1:$port/api/v1/commands"; done
+	echo "-- GET /api/v1/… through lote web"
+	http "commands"                        "/api/v1/commands"
+	http "commands?type"                   "/api/v1/commands?type=Type:R"
+	http "commands?type, page 200"         "/api/v1/commands?type=Type:R&cursor=$((base + n - 200000))"
+	http "commands?type (2 types)"         "/api/v1/commands?type=Type1,Type:R"
+	http "commands?status=error"           "/api/v1/commands?status=error"
+	http "commands?status=cancelled"       "/api/v1/commands?status=cancelled"
+	http "commands?institution"            "/api/v1/commands?institution=:I"
+	http "commands?status+institution"     "/api/v1/commands?status=error&institution=:I"
+	http "commands?status=error&error=boom" "/api/v1/commands?status=error&error=boom"
+	http "commands?origin=command:ID"      "/api/v1/commands?origin=command::P"
+	http "commands?batch"                  "/api/v1/commands?batch=:B"
+	http "commands?from&to 1 h"            "/api/v1/commands?from=:FH&to=:TH"
+	http "commands?from&to 1 h, page 2"    "/api/v1/commands?from=:FH&to=:TH" page2
+	http "commands?from&to 1 day"          "/api/v1/commands?from=:FD&to=:TD"
+	http "commands?from&to 1 day, page 2"  "/api/v1/commands?from=:FD&to=:TD" page2
+	http "commands?from&to 1 day + type"   "/api/v1/commands?from=:FD&to=:TD&type=Type:R"
+	http "commands?from (last 1 h)"        "/api/v1/commands?from=$(date -u -d '1 hour ago' +%Y-%m-%dT%H:%M:%SZ)"
+	http "summary"                         "/api/v1/summary"
+	http "commands/ID (detail)"            "/api/v1/commands/:ID"
+	http "commands/ID (detail, a parent)"  "/api/v1/commands/:P"
+	http "errors (groups)"                 "/api/v1/errors"
+	http "events"                          "/api/v1/events"
+	http "batches"                         "/api/v1/batches"
+	kill -TERM $pid; wait $pid 2>/dev/null || true
+	webpid=
 }
 
 queries() {
 	local base=1000000000 day="(now() - interval '1 day' * (:R % 29 + 1))"
 	local hour="AND t.created_at >= date_trunc('hour', $day) AND t.created_at < date_trunc('hour', $day) + interval '1 hour'"
 	local oneday="AND t.created_at >= date_trunc('day', $day) AND t.created_at < date_trunc('day', $day) + interval '1 day'"
-	if [ "${SKIP_API:-0}" != 1 ]; then
-	echo "-- the API's list query as it is (src/lib/api.c)"
+	echo "-- the API's list query (src/lib/api.c)"
 	list "no filter"          ""
-	list "type"               "AND t.type = ANY (string_to_array('Type' || (:R % 20), ','))"
-	list "type, page 200"     "AND t.type = ANY (string_to_array('Type' || (:R % 20), ',')) AND t.id < $base + $N - 200000 - :R"
-	list "type, 2 types"      "AND t.type = ANY (string_to_array('Type' || (:R % 20) || ',Type' || ((:R + 1) % 20), ','))"
-	list "status=error"       "AND t.status = ANY (string_to_array('error', ','))"
-	list "status=cancelled"   "AND t.status = ANY (string_to_array('cancelled', ','))"
+	list "type"               "AND t.type = 'Type' || (:R % 20)"
+	list "type, page 200"     "AND t.type = 'Type' || (:R % 20) AND t.id < $base + $N - 200000 - :R"
+	list2types "type, 2 types"
+	list "status=error"       "AND t.status = 'error'"
+	list "status=cancelled"   "AND t.status = 'cancelled'"
 	list "institution"        "AND t.institution_id = ('00000000-0000-0000-0000-' || lpad(':R', 12, '0'))::uuid"
-	reps=${SLOW_REPS:-10} list "time range 1 h"     "$hour"
-	reps=${SLOW_REPS:-10} list "time range 1 day"   "$oneday"
-	reps=${SLOW_REPS:-10} list "time 1 day + type"  "$oneday AND t.type = ANY (string_to_array('Type' || (:R % 20), ','))"
-	list "status + institution" "AND t.status = ANY (string_to_array('error', ',')) AND t.institution_id = ('00000000-0000-0000-0000-' || lpad(':R', 12, '0'))::uuid"
+	list "time range 1 h"     "$hour" "t.created_at DESC, t.id DESC"
+	list "time range 1 day"   "$oneday" "t.created_at DESC, t.id DESC"
+	list "time 1 day + type"  "$oneday AND t.type = 'Type' || (:R % 20)" "t.created_at DESC, t.id DESC"
+	list "status + institution" "AND t.status = 'error' AND t.institution_id = ('00000000-0000-0000-0000-' || lpad(':R', 12, '0'))::uuid"
 	list "by parent_id"       "AND t.parent_id = $base + (:R * 99991) / 10 * 10"
 	list "by batch_id"        "AND t.batch_id = 1000000 + :R * 3331"
 	list "by event_id"        "AND t.event_id = 2000000 + :R * 19997"
 	list "by original_id"     "AND t.original_id = $base + (:R * 99991) / 50 * 50"
 	timeit "by id"            "SELECT to_jsonb(t) FROM lote.commands_all t WHERE t.id = $base + :R * 99991"
 	timeit "lineage(id)"      "SELECT lote.lineage($base + :R * 99991)"
-	fi
-	echo "-- suggested shape: one value as equality, JSON after the LIMIT; time ranges newest first by created_at"
-	list2 "type (=)"                 "AND t.type = 'Type' || (:R % 20)"
-	list2 "type (=), page 200"       "AND t.type = 'Type' || (:R % 20) AND t.id < $base + $N - 200000 - :R"
-	list2 "status=error (=)"         "AND t.status = 'error'"
-	list2 "institution"              "AND t.institution_id = ('00000000-0000-0000-0000-' || lpad(':R', 12, '0'))::uuid"
-	list2 "time 1 h, by created_at"  "$hour" "t.created_at DESC, t.id DESC"
-	list2 "time 1 day, by created_at" "$oneday" "t.created_at DESC, t.id DESC"
-	list2 "time 1 day + type (=), by created_at" "$oneday AND t.type = 'Type' || (:R % 20)" "t.created_at DESC, t.id DESC"
-	list2 "by parent_id"             "AND t.parent_id = $base + (:R * 99991) / 10 * 10"
-	timeit "lineage(id)"             "SELECT lote.lineage($base + :R * 99991)"
+	api
 }
 
 generate() {
