@@ -23,7 +23,9 @@
 #                 graphile-worker tuned and default, pg-boss default and
 #                 tuned (both with LISTEN/NOTIFY);
 #        pgbench  the raw ceiling: single INSERT, 100-row INSERT ... SELECT,
-#                 claim 1 + delete (2 txns), claim 100 + delete 100;
+#                 claim 1 + delete (2 txns), claim 100 + delete 100, and
+#                 claim 100 + mark them done in one transaction (rows kept,
+#                 as lote keeps them);
 #   4. writes DIR/raw.jsonl (one JSON object per measurement) and
 #      DIR/summary.md (bench/summarize.mjs: medians, min-max, ratios).
 #
@@ -61,7 +63,7 @@ if [ $quick = 1 ]; then
 	pgb_cases="insert:1 insert100:1 batch100_delete:1"
 else
 	n_enq=20000 n_drain=50000 lat_s=10 pgb_s=10
-	pgb_cases="insert:1 insert100:1 lifecycle_2tx_delete:1 batch100_delete:1,4"
+	pgb_cases="insert:1 insert100:1 lifecycle_2tx_delete:1 batch100_delete:1,4 atomic100_group:1,4"
 fi
 
 mkdir -p "$out"

@@ -84,7 +84,7 @@ for (const [who, cfg, f] of drainRows) {
   const capped = recs.filter(f).filter((r) => r.complete === false).length;
   p(`| ${who} | ${cfg}${capped ? ` (${capped} run(s) incomplete, excluded)` : ''} | ${cell(v)} | ${ratio(v, gwBest)} | ${ratio(v, boss)} | ${cpu.length ? fmt(median(cpu)) : '—'} |`);
 }
-for (const [what, c, bench] of [['claim 1 → commit, DELETE → commit', 1, 'lifecycle_2tx_delete'], ['claim 100 → commit, DELETE 100 → commit', 1, 'batch100_delete'], ['claim 100 → commit, DELETE 100 → commit', 4, 'batch100_delete']]) {
+for (const [what, c, bench] of [['claim 1 → commit, DELETE → commit', 1, 'lifecycle_2tx_delete'], ['claim 100 → commit, DELETE 100 → commit', 1, 'batch100_delete'], ['claim 100 → commit, DELETE 100 → commit', 4, 'batch100_delete'], ['claim 100 + UPDATE 100 done, 1 txn (rows kept)', 1, 'atomic100_group'], ['claim 100 + UPDATE 100 done, 1 txn (rows kept)', 4, 'atomic100_group']]) {
   const v = pick(is('pgbench', bench, (r) => r.clients === c)); if (v.length) p(`| pgbench (ceiling) | ${what}, ${c} client${c > 1 ? 's' : ''} | ${cell(v)} | ${ratio(v, gwBest)} | ${ratio(v, boss)} | — |`);
 }
 p();
