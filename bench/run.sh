@@ -30,8 +30,9 @@
 #      DIR/summary.md (bench/summarize.mjs: medians, min-max, ratios).
 #
 # Bounded: every step has a timeout (400 s; drains stop at 300 s); the full
-# run takes about 30-40 min on the 2-core box, --quick (1 rep, smaller N,
-# shorter windows) about 8 min. Not part of the test suite.
+# run takes about 15-25 min on the 2-core box (longer when the host is busy),
+# --quick (1 rep, smaller N, shorter windows) about 3-8 min. Not part of the
+# test suite. LOTE=path benchmarks another lote binary.
 # Needs: postgresql-15, nodejs/npm (tools/deps.sh bench), build/lote.
 set -uo pipefail
 
