@@ -114,15 +114,15 @@ static int prepare_all(struct worker *w, lote_error *err)
 	int rc;
 
 	snprintf(sql, sizeof(sql),
-		"WITH c AS ("
-		"  SELECT id FROM lote.commands"
-		"  WHERE status = 'pending' AND run_at <= now() AND type = ANY ($1::text[])%s"
-		"  ORDER BY priority, run_at, id LIMIT $2 FOR UPDATE SKIP LOCKED),"
-		" t AS (UPDATE lote.commands t SET status = 'processing', attempt = t.attempt + 1,"
+		/* = ANY (ARRAY(…)) rather than a join: with a join the planner
+		 * turns to a sequential scan of the table for large batches */
+		"WITH t AS (UPDATE lote.commands t SET status = 'processing', attempt = t.attempt + 1,"
 		"  started_at = clock_timestamp(),"
 		"  lease_until = clock_timestamp() + $3::bigint * interval '1 millisecond',"
 		"  worker_id = $4"
-		"  FROM c WHERE t.id = c.id"
+		"  WHERE t.id = ANY (ARRAY(SELECT id FROM lote.commands"
+		"   WHERE status = 'pending' AND run_at <= now() AND type = ANY ($1::text[])%s"
+		"   ORDER BY priority, run_at, id LIMIT $2 FOR UPDATE SKIP LOCKED))"
 		"  RETURNING t.id, t.type, t.institution_id, t.data, t.attempt, t.max_attempts,"
 		"   t.event_id, t.parent_id, t.original_id, t.batch_id, t.priority, t.run_at),"
 		/* A batch turns processing when its first member is claimed; later
@@ -135,15 +135,13 @@ static int prepare_all(struct worker *w, lote_error *err)
 	if ((rc = prepare(w, "claim_c", sql, err)) < 0)
 		return rc;
 	rc = prepare(w, "claim_e",
-		"WITH c AS ("
-		"  SELECT id FROM lote.events"
-		"  WHERE status = 'pending' AND run_at <= now() AND type = ANY ($1::text[])"
-		"  ORDER BY run_at, id LIMIT $2 FOR UPDATE SKIP LOCKED)"
-		" UPDATE lote.events t SET status = 'processing', attempt = t.attempt + 1,"
+		"UPDATE lote.events t SET status = 'processing', attempt = t.attempt + 1,"
 		"  started_at = clock_timestamp(),"
 		"  lease_until = clock_timestamp() + $3::bigint * interval '1 millisecond',"
 		"  worker_id = $4"
-		" FROM c WHERE t.id = c.id"
+		" WHERE t.id = ANY (ARRAY(SELECT id FROM lote.events"
+		"  WHERE status = 'pending' AND run_at <= now() AND type = ANY ($1::text[])"
+		"  ORDER BY run_at, id LIMIT $2 FOR UPDATE SKIP LOCKED))"
 		" RETURNING t.id, t.type, t.institution_id, t.data, t.attempt, t.max_attempts,"
 		"  t.entity_type, t.entity_id, t.run_at", err);
 	if (rc < 0)
@@ -162,7 +160,9 @@ static int prepare_all(struct worker *w, lote_error *err)
 			"   retry_ms bigint, error text, started bigint, finished bigint)),"
 			" d AS (SELECT u.*, NOT u.ok AND NOT u.release AND NOT u.permanent"
 			"   AND t.attempt < t.max_attempts AS again,"
-			"   CASE WHEN u.retry_ms IS NOT NULL THEN u.retry_ms * interval '1 millisecond'"
+			/* the back-off only for failures: it is not free */
+			"   CASE WHEN u.ok OR u.release THEN NULL"
+			"   WHEN u.retry_ms IS NOT NULL THEN u.retry_ms * interval '1 millisecond'"
 			"   ELSE lote.backoff('%s', t.type, t.attempt, %s) END AS wait"
 			"   FROM u JOIN %s t ON t.id = u.id),"
 			" c AS (UPDATE %s t SET"
