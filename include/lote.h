@@ -98,6 +98,23 @@ LOTE_MUSTCHECK int lote_schema_current(PGconn *conn, int *ret_version,
 LOTE_MUSTCHECK int lote_schema_check(PGconn *conn, lote_error *err);
 
 /* ---------------------------------------------------------------------
+ * Schedules: periodic commands, enqueued once per tick across all daemons
+ * (the SQL functions lote.schedule / lote.unschedule; docs/archive.md).
+ */
+
+/* Adds or replaces the schedule `name`: command_type is enqueued at every
+ * tick of cron (5 fields, ranges, lists, steps, names, or @hourly, @daily
+ * …) with data (borrowed, may be NULL) and options (borrowed, may be NULL:
+ * queue, priority, max_attempts, institution_id, timezone, missed —
+ * once|skip|catch_up —, enabled). Runs in the caller's transaction on conn. */
+LOTE_MUSTCHECK int lote_schedule_add(PGconn *conn, const char *name, const char *cron,
+                                     const char *command_type, json_t *data,
+                                     json_t *options, lote_error *err);
+
+/* Removes the schedule `name`; returns 1 when it existed, 0 when not. */
+LOTE_MUSTCHECK int lote_schedule_remove(PGconn *conn, const char *name, lote_error *err);
+
+/* ---------------------------------------------------------------------
  * Engine: handler registry + supervisor + workers.
  */
 

@@ -349,3 +349,38 @@ int lote__schedule_tick(PGconn *conn, lote_error *err)
 	}
 	return ran;
 }
+
+/* ---------------------------------------------------------------------
+ * The public C API over lote.schedule / lote.unschedule.
+ */
+
+int lote_schedule_add(PGconn *conn, const char *name, const char *cron,
+                      const char *command_type, json_t *data, json_t *options,
+                      lote_error *err)
+{
+	char *d = data ? json_dumps(data, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+	char *o = options ? json_dumps(options, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+	const char *params[5] = { name, cron, command_type, d ? d : "{}", o ? o : "{}" };
+	int rc;
+
+	if ((data && !d) || (options && !o))
+		rc = lote__fail(err, LOTE_ENOMEM, "out of memory");
+	else
+		rc = lote__db_value(conn, "SELECT lote.schedule($1, $2, $3, $4::jsonb, $5::jsonb)",
+		                    5, params, NULL, err);
+	free(d);
+	free(o);
+	return rc;
+}
+
+int lote_schedule_remove(PGconn *conn, const char *name, lote_error *err)
+{
+	const char *params[1] = { name };
+	char *v = NULL;
+	int rc = lote__db_value(conn, "SELECT lote.unschedule($1)", 1, params, &v, err);
+
+	if (rc == 0)
+		rc = v && strcmp(v, "t") == 0 ? 1 : 0;
+	free(v);
+	return rc;
+}

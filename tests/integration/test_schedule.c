@@ -171,11 +171,41 @@ static void schedules_api_and_cli(void **state)
 	free(db);
 }
 
+static void schedules_from_c(void **state)
+{
+	char *db = tl_fresh_db("sched_c", true);
+	PGconn *c = tl_connect(db);
+	lote_error err = { 0 };
+	json_t *data = json_pack("{ss}", "report", "daily");
+	json_t *opts = json_pack("{ss ss si}", "timezone", "UTC", "missed", "skip", "priority", 3);
+	(void)state;
+	assert_int_equal(lote_schedule_add(c, "nightly-report", "30 2 * * *", "SendReport", data, opts, &err), 0);
+	assert_string_equal(tl_value(c, "SELECT concat_ws('|', cron, command_type, data->>'report', timezone, missed)"
+	                                " FROM lote.schedules WHERE name = 'nightly-report'"),
+	                    "30 2 * * *|SendReport|daily|UTC|skip");
+	/* replacing keeps one row */
+	assert_int_equal(lote_schedule_add(c, "nightly-report", "@hourly", "SendReport", NULL, NULL, &err), 0);
+	assert_int_equal(tl_int(c, "SELECT count(*) FROM lote.schedules WHERE name = 'nightly-report'"), 1);
+	assert_string_equal(tl_value(c, "SELECT cron FROM lote.schedules WHERE name = 'nightly-report'"), "@hourly");
+	/* a bad cron expression is a clear error and writes nothing */
+	assert_int_equal(lote_schedule_add(c, "bad", "61 * * * *", "SendReport", NULL, NULL, &err), LOTE_EDB);
+	assert_non_null(strstr(err.message, "61"));
+	assert_string_equal(err.sqlstate, "22023");
+	assert_int_equal(tl_int(c, "SELECT count(*) FROM lote.schedules WHERE name = 'bad'"), 0);
+	assert_int_equal(lote_schedule_remove(c, "nightly-report", &err), 1);
+	assert_int_equal(lote_schedule_remove(c, "nightly-report", &err), 0);
+	json_decref(data);
+	json_decref(opts);
+	PQfinish(c);
+	free(db);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(missed_ticks_by_policy),
 		cmocka_unit_test(schedules_api_and_cli),
+		cmocka_unit_test(schedules_from_c),
 		cmocka_unit_test(once_per_tick_with_three_daemons),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
