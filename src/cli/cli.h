@@ -46,6 +46,10 @@ int cli_wants_help(int argc, char **argv, const char *usage);
  * (EXIT_OK after printing usage for --help). */
 int cli_json_only(const char *cmd, int argc, char **argv, const char *usage, bool *ret_json);
 
+/* Prints v (borrowed) as indented JSON and a newline on stdout: what every
+ * --json option prints. */
+void cli_print_json(const json_t *v);
+
 /* Resolves the database (LOTE_DATABASE_URL or the embedded cluster) and
  * connects; prints the error and returns NULL on failure. The connection is
  * caller-owned. If ret_conninfo is not NULL it gets the conninfo

@@ -720,6 +720,23 @@ static const char bulk_insert_sql[] =
 	" SELECT '" NIL_UUID "', 'noop', jsonb_build_object('i', g)"
 	" FROM generate_series(1, $1::int) g";
 
+/* One bulk enqueue case: a 10-row warm-up, then n rows timed in one
+ * statement on empty tables, reported as bench (JSON) or label. */
+static int bulk_case(const struct opts *o, PGconn *conn, const struct server *srv,
+                     const char *sql, long n, const char *bench, const char *label)
+{
+	double secs;
+
+	if (reset_tables(conn) < 0 || exec_int(conn, sql, 10) < 0 ||
+	    reset_tables(conn) < 0 || timed_int(conn, sql, n, &secs) < 0)
+		return -1;
+	if (o->json)
+		emit_json(rate_record(bench, n, secs), srv);
+	else
+		rate_row(o, srv, label, n, secs, NULL);
+	return 0;
+}
+
 static int bench_enqueue(const struct opts *o, PGconn *conn, const struct server *srv)
 {
 	long n = o->n ? o->n : 20000;
@@ -734,21 +751,11 @@ static int bench_enqueue(const struct opts *o, PGconn *conn, const struct server
 	else
 		rate_row(o, srv, "enqueue, one by one (1 client, 1 txn each)", n, secs, NULL);
 
-	if (reset_tables(conn) < 0 || exec_int(conn, bulk_enqueue_sql, 10) < 0 ||
-	    reset_tables(conn) < 0 || timed_int(conn, bulk_enqueue_sql, n, &secs) < 0)
+	if (bulk_case(o, conn, srv, bulk_enqueue_sql, n, "enqueue-bulk",
+	              "enqueue, bulk: n x lote.enqueue in 1 statement") < 0 ||
+	    bulk_case(o, conn, srv, bulk_insert_sql, n, "enqueue-bulk-insert",
+	              "enqueue, bulk: raw INSERT ... SELECT") < 0)
 		return EXIT_FAIL;
-	if (o->json)
-		emit_json(rate_record("enqueue-bulk", n, secs), srv);
-	else
-		rate_row(o, srv, "enqueue, bulk: n x lote.enqueue in 1 statement", n, secs, NULL);
-
-	if (reset_tables(conn) < 0 || exec_int(conn, bulk_insert_sql, 10) < 0 ||
-	    reset_tables(conn) < 0 || timed_int(conn, bulk_insert_sql, n, &secs) < 0)
-		return EXIT_FAIL;
-	if (o->json)
-		emit_json(rate_record("enqueue-bulk-insert", n, secs), srv);
-	else
-		rate_row(o, srv, "enqueue, bulk: raw INSERT ... SELECT", n, secs, NULL);
 	return EXIT_OK;
 }
 

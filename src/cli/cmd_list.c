@@ -233,9 +233,7 @@ static int show(PGconn *conn, lote__api_kind kind, long long id, bool json)
 		return cli_exit_for(rc);
 	}
 	if (json) {
-		char *s = json_dumps(v, JSON_INDENT(2));
-		puts(s);
-		free(s);
+		cli_print_json(v);
 	} else if (kind == LOTE_API_COMMANDS) {
 		json_t *a;
 		size_t i;
@@ -388,9 +386,7 @@ static int list_main(lote__api_kind kind, int argc, char **argv)
 			goto done;
 		}
 		if (json) {
-			char *s = json_dumps(json_object_get(v, "items"), JSON_INDENT(2));
-			puts(s);
-			free(s);
+			cli_print_json(json_object_get(v, "items"));
 		} else {
 			print_table(kind, json_object_get(v, "items"));
 		}
@@ -439,9 +435,7 @@ static int list_main(lote__api_kind kind, int argc, char **argv)
 				goto done;
 			}
 			if (json) {
-				char *s = json_dumps(v, JSON_INDENT(2));
-				puts(s);
-				free(s);
+				cli_print_json(v);
 			} else {
 				char *s = json_dumps(json_object_get(v, "ids"), JSON_COMPACT);
 				printf("%s%lld commands matched; %lld reprocessed%s; %s: %s\n", dry ? "dry run: " : "",
@@ -524,23 +518,14 @@ static const char workers_usage[] =
 int cmd_workers(int argc, char **argv)
 {
 	lote_error err = { 0 };
-	bool json = false;
+	bool json;
 	json_t *v = NULL, *w;
 	PGconn *conn;
 	size_t i;
 	int rc;
 
-	for (int k = 1; k < argc; k++) {
-		if (strcmp(argv[k], "--json") == 0) {
-			json = true;
-		} else if (strcmp(argv[k], "--help") == 0 || strcmp(argv[k], "-h") == 0) {
-			fputs(workers_usage, stdout);
-			return EXIT_OK;
-		} else {
-			cli_error("workers", "unexpected argument \"%s\" (see lote workers --help)", argv[k]);
-			return EXIT_USAGE;
-		}
-	}
+	if ((rc = cli_json_only("workers", argc, argv, workers_usage, &json)) >= 0)
+		return rc;
 	if (!(conn = cli_connect_ready("workers", NULL)))
 		return EXIT_DB;
 	rc = lote__api_workers(conn, &v, &err);
@@ -550,9 +535,7 @@ int cmd_workers(int argc, char **argv)
 		return cli_exit_for(rc);
 	}
 	if (json) {
-		char *s = json_dumps(v, JSON_INDENT(2));
-		puts(s);
-		free(s);
+		cli_print_json(v);
 	} else {
 		char t[32];
 		printf("%-6s  %-20s  %-8s  %-5s  %-14s  %s\n", "ID", "HOST", "PID", "ALIVE", "HEARTBEAT", "RUNNING");

@@ -77,9 +77,7 @@ int cmd_status(int argc, char **argv)
 	if (!all)
 		return EXIT_FAIL;
 	if (as_json) {
-		char *s = json_dumps(all, JSON_INDENT(2));
-		puts(s);
-		free(s);
+		cli_print_json(all);
 		json_decref(all);
 		return EXIT_OK;
 	}

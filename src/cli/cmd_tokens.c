@@ -102,9 +102,7 @@ int cmd_tokens(int argc, char **argv)
 			return cli_exit_for(rc);
 		}
 		if (json) {
-			char *s = json_dumps(v, JSON_INDENT(2));
-			puts(s);
-			free(s);
+			cli_print_json(v);
 		} else {
 			printf("%-5s  %-8s  %-36s  %-20s  %s\n", "ID", "ROLE", "INSTITUTION", "NAME", "STATE");
 			json_array_foreach(v, i, t) {

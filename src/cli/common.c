@@ -113,3 +113,10 @@ int cli_json_only(const char *cmd, int argc, char **argv, const char *usage, boo
 	/* "go on" must differ from EXIT_OK after --help */
 	return -1;
 }
+
+void cli_print_json(const json_t *v)
+{
+	char *s = json_dumps(v, JSON_INDENT(2));
+	puts(s ? s : "null");
+	free(s);
+}
