@@ -40,6 +40,7 @@ static const char usage_text[] =
 	"    lote-academic create-institution --name NAME [--students N]\n"
 	"    lote-academic publish-activity --class ID --title TITLE\n"
 	"    lote-academic classes [--institution UUID]\n"
+	"    lote-academic students --class ID\n"
 	"    lote-academic --help\n"
 	"\n"
 	"DESCRIPTION\n"
@@ -47,8 +48,11 @@ static const char usage_text[] =
 	"    first migrates schema lote and applies the example's own schema\n"
 	"    `academic` (examples/academic/schema.sql, embedded; idempotent).\n"
 	"\n"
-	"    Flow 1: publish-activity inserts an activity and emits the event\n"
-	"    ClassActivityCreated in the same transaction, and returns at once.\n"
+	"    Flow 1: publish-activity inserts an activity; the trigger that\n"
+	"    lote.capture installed on academic.activities records the event\n"
+	"    ClassActivityCreated in the same transaction (rows inserted with\n"
+	"    notify_students = false, like the seed's, record none). It returns\n"
+	"    at once.\n"
 	"    The daemon runs NotifyNewClassActivity (one notification for each\n"
 	"    student of the class) and a batch SendNewClassActivityEmails of one\n"
 	"    SendNewClassActivityEmail per student, sent over SMTP, each retried\n"
@@ -58,8 +62,9 @@ static const char usage_text[] =
 	"    same on every attempt and reprocess) so a repeated send is known.\n"
 	"\n"
 	"    Flow 2: create-institution inserts an institution and emits\n"
-	"    InstitutionCreated; the daemon seeds it with a chain of commands,\n"
-	"    each enqueuing the next: SeedCourses, SeedDisciplines,\n"
+	"    InstitutionCreated with an explicit lote.emit; the daemon seeds it\n"
+	"    with a chain of commands, each enqueuing the next: SeedCourses,\n"
+	"    SeedDisciplines,\n"
 	"    SeedCurricula, SeedStudents, SeedTeachers, SeedClasses (with the\n"
 	"    enrollments), SeedLessons, SeedAttendances, SeedActivities,\n"
 	"    SeedGrades.\n"
@@ -76,6 +81,8 @@ static const char usage_text[] =
 	"        Prints the new activity's id and its event's id.\n"
 	"    classes [--institution UUID]\n"
 	"        Lists classes: id, institution, students enrolled, name.\n"
+	"    students --class ID\n"
+	"        Lists the students of a class: id, email, name.\n"
 	"\n"
 	"OPTIONS\n"
 	"    --database-url URL\n"
@@ -151,10 +158,11 @@ static long long data_int(lote_ctx *ctx, const char *key)
 static int on_class_activity_created(lote_ctx *ctx, void *udata)
 {
 	lote_error err = { 0 };
-	json_t *id = json_object_get(lote_ctx_data(ctx), "activity_id");
+	/* the captured row's columns (see schema.sql: lote.capture) */
+	json_t *id = json_object_get(lote_ctx_data(ctx), "id");
 	(void)udata;
 	if (!json_is_integer(id))
-		return lote_ctx_fail_permanent(ctx, "ClassActivityCreated without activity_id");
+		return lote_ctx_fail_permanent(ctx, "ClassActivityCreated without the activity's id");
 	json_t *data = json_pack("{sO}", "activity_id", id);
 	int rc = lote_ctx_enqueue(ctx, "NotifyNewClassActivity", data, NULL, NULL, &err);
 	json_decref(data);
@@ -409,9 +417,10 @@ static const struct seed_step seed_steps[] = {
 	  " SELECT $1, l.id, e.student_id, random() > 0.1"
 	  " FROM academic.lessons l JOIN academic.enrollments e ON e.class_id = l.class_id"
 	  " WHERE l.institution_id = $1" },
+	/* past coursework: the students are not told again */
 	{ "SeedActivities", "SeedGrades",
-	  "INSERT INTO academic.activities (institution_id, class_id, title, due_on)"
-	  " SELECT $1, c.id, 'Assignment ' || g, current_date + 7 * g"
+	  "INSERT INTO academic.activities (institution_id, class_id, title, due_on, notify_students)"
+	  " SELECT $1, c.id, 'Assignment ' || g, current_date + 7 * g, false"
 	  " FROM academic.classes c, generate_series(1, 2) g WHERE c.institution_id = $1" },
 	{ "SeedGrades", NULL,
 	  "INSERT INTO academic.grades (institution_id, activity_id, student_id, value)"
@@ -552,7 +561,8 @@ static PGconn *setup(const char *url)
 	PGresult *res = PQexec(c, "SELECT pg_advisory_lock(hashtext('lote-academic schema'))");
 	PQclear(res);
 	res = PQexec(c, academic_schema_sql);
-	int ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+	/* the script ends with SELECT lote.capture(…) */
+	int ok = PQresultStatus(res) == PGRES_COMMAND_OK || PQresultStatus(res) == PGRES_TUPLES_OK;
 	if (!ok)
 		fprintf(stderr, "lote-academic: schema academic: %s", PQresultErrorMessage(res));
 	PQclear(res);
@@ -591,15 +601,14 @@ static int cmd_publish_activity(PGconn *c, const struct args *a)
 		usage_error("publish-activity needs --class ID and --title TITLE");
 	parse_int("--class", a->klass, 1, 2147483647);
 	const char *p[2] = { a->klass, a->title };
-	/* One statement is one transaction: the activity and its event commit
-	 * together or not at all. */
+	/* One statement is one transaction: the capture trigger records the
+	 * event with the row, so both commit together or not at all. The
+	 * event's id is the last the session drew from lote.events' sequence. */
 	PGresult *res = q(c,
 		"WITH a AS (INSERT INTO academic.activities (institution_id, class_id, title, due_on)"
 		"  SELECT c.institution_id, c.id, $2, current_date + 7 FROM academic.classes c"
-		"  WHERE c.id = $1::bigint RETURNING id, institution_id, class_id)"
-		" SELECT a.id, lote.emit(a.institution_id, 'ClassActivity', a.id::text,"
-		"  'ClassActivityCreated', jsonb_build_object('activity_id', a.id, 'class_id', a.class_id))"
-		" FROM a", 2, p);
+		"  WHERE c.id = $1::bigint RETURNING id)"
+		" SELECT id FROM a", 2, p);
 	if (!res)
 		return die_pg(c, NULL, "publish-activity");
 	if (PQntuples(res) == 0) {
@@ -608,7 +617,13 @@ static int cmd_publish_activity(PGconn *c, const struct args *a)
 		PQfinish(c);
 		return 1;
 	}
-	printf("%s %s\n", PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1));
+	PGresult *ev = q(c, "SELECT currval(pg_get_serial_sequence('lote.events', 'id'))", 0, NULL);
+	if (!ev) {
+		PQclear(res);
+		return die_pg(c, NULL, "publish-activity");
+	}
+	printf("%s %s\n", PQgetvalue(res, 0, 0), PQgetvalue(ev, 0, 0));
+	PQclear(ev);
 	PQclear(res);
 	PQfinish(c);
 	return 0;
@@ -626,6 +641,26 @@ static int cmd_classes(PGconn *c, const struct args *a)
 	for (int i = 0; i < PQntuples(res); i++)
 		printf("%s\t%s\t%s\t%s\n", PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
 		       PQgetvalue(res, i, 2), PQgetvalue(res, i, 3));
+	PQclear(res);
+	PQfinish(c);
+	return 0;
+}
+
+static int cmd_students(PGconn *c, const struct args *a)
+{
+	if (!a->klass)
+		usage_error("students needs --class ID");
+	parse_int("--class", a->klass, 1, 2147483647);
+	const char *p[1] = { a->klass };
+	PGresult *res = q(c,
+		"SELECT s.id, s.email, s.name FROM academic.enrollments e"
+		" JOIN academic.students s ON s.id = e.student_id"
+		" WHERE e.class_id = $1::bigint ORDER BY s.id", 1, p);
+	if (!res)
+		return die_pg(c, NULL, "students");
+	for (int i = 0; i < PQntuples(res); i++)
+		printf("%s\t%s\t%s\n", PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
+		       PQgetvalue(res, i, 2));
 	PQclear(res);
 	PQfinish(c);
 	return 0;
@@ -694,7 +729,7 @@ int main(int argc, char **argv)
 {
 	struct args a = { 0 };
 	if (argc < 2)
-		usage_error("a command is needed: run, create-institution, publish-activity, classes");
+		usage_error("a command is needed: run, create-institution, publish-activity, classes, students");
 	const char *cmd = argv[1];
 	if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
 		fputs(usage_text, stdout);
@@ -709,7 +744,7 @@ int main(int argc, char **argv)
 		usage_error("no database: give --database-url URL or set LOTE_DATABASE_URL"
 		            " (build/lote pg url prints the embedded cluster's)");
 	if (strcmp(cmd, "run") && strcmp(cmd, "create-institution") &&
-	    strcmp(cmd, "publish-activity") && strcmp(cmd, "classes"))
+	    strcmp(cmd, "publish-activity") && strcmp(cmd, "classes") && strcmp(cmd, "students"))
 		usage_error("unknown command %s", cmd);
 	PGconn *c = setup(a.database_url);
 	if (!c)
@@ -720,6 +755,8 @@ int main(int argc, char **argv)
 		return cmd_publish_activity(c, &a);
 	if (!strcmp(cmd, "classes"))
 		return cmd_classes(c, &a);
+	if (!strcmp(cmd, "students"))
+		return cmd_students(c, &a);
 	PQfinish(c);
 	return cmd_run(&a);
 }

@@ -93,8 +93,10 @@ CREATE TABLE IF NOT EXISTS academic.activities (
 	class_id bigint NOT NULL REFERENCES academic.classes,
 	title text NOT NULL,
 	due_on date,
+	notify_students boolean NOT NULL DEFAULT true,
 	created_at timestamptz NOT NULL DEFAULT now()
 );
+ALTER TABLE academic.activities ADD COLUMN IF NOT EXISTS notify_students boolean NOT NULL DEFAULT true;
 
 CREATE TABLE IF NOT EXISTS academic.grades (
 	id bigserial PRIMARY KEY,
@@ -132,3 +134,12 @@ CREATE INDEX IF NOT EXISTS enrollments_student ON academic.enrollments (student_
 CREATE INDEX IF NOT EXISTS activities_class ON academic.activities (class_id);
 CREATE INDEX IF NOT EXISTS lessons_class ON academic.lessons (class_id);
 CREATE INDEX IF NOT EXISTS user_notifications_user ON academic.user_notifications (user_kind, user_id);
+
+-- Flow 1's event is recorded by the interceptor: every activity inserted
+-- with notify_students records ClassActivityCreated in the inserting
+-- transaction, carrying the row's id, class and title. (Flow 2's
+-- InstitutionCreated is emitted explicitly with lote.emit instead.)
+SELECT lote.capture('academic.activities', 'ClassActivityCreated',
+                    columns => ARRAY['id', 'class_id', 'title'],
+                    entity_type => 'ClassActivity',
+                    condition => 'NEW.notify_students');
