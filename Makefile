@@ -54,3 +54,15 @@ bench:
 
 clean:
 	rm -rf $(BUILD) $(ASAN)
+
+# docs/images/*.png and *.svg from docs/diagrams/*.dot (Graphviz), committed
+# so the docs show them without a build; run after editing a .dot file
+.PHONY: diagrams
+diagrams:
+	@tools/deps.sh diagrams
+	@mkdir -p docs/images
+	@for f in docs/diagrams/*.dot; do \
+		n=docs/images/$$(basename "$$f" .dot); \
+		echo "dot $$f -> $$n.png $$n.svg"; \
+		dot -Tpng -Gdpi=110 -o "$$n.png" "$$f" && dot -Tsvg -o "$$n.svg" "$$f" || exit 1; \
+	done

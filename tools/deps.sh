@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian packages lote needs for a goal that are missing, and
-# nothing else. Usage: tools/deps.sh build|run|test|bench
+# nothing else. Usage: tools/deps.sh build|run|test|bench|diagrams
 # As root it runs apt-get directly, otherwise through sudo.
 set -euo pipefail
 goal=${1:-build}
@@ -11,12 +11,16 @@ build=(gcc make meson ninja-build pkg-config python3 libpq-dev libjansson-dev
        libcurl4-openssl-dev nodejs npm)
 # python3-aiosmtpd: the SMTP server of the academic example (make run, tests)
 server=(postgresql-15 python3-aiosmtpd)
+# graphviz renders docs/diagrams/*.dot (make diagrams); the diagrams name
+# DejaVu Sans, so a given graphviz draws them the same on every machine
+diagrams=(graphviz fonts-dejavu-core)
 case $goal in
 	build) want=("${build[@]}") ;;
 	run)   want=("${build[@]}" "${server[@]}") ;;
 	test)  want=("${build[@]}" "${server[@]}" libasan8 libubsan1 chromium) ;;
 	bench) want=("${build[@]}" "${server[@]}") ;;
-	*) echo "deps.sh: unknown goal $goal (build|run|test|bench)" >&2; exit 2 ;;
+	diagrams) want=("${diagrams[@]}") ;;
+	*) echo "deps.sh: unknown goal $goal (build|run|test|bench|diagrams)" >&2; exit 2 ;;
 esac
 missing=()
 for p in "${want[@]}"; do
