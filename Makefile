@@ -1,13 +1,15 @@
 # A thin wrapper over meson: every target installs what it lacks first.
 #   make build   build/lote and the library (no database, no daemon)
 #   make run     the demo: embedded PostgreSQL under .lote/, migrate, daemon
+#   make demo-failures  the demo with SMTP deliveries failing: retries,
+#                errors, a failed batch and its repair by reprocess
 #   make test    the whole suite, plus the sanitizer build (ASan + UBSan)
 #   make chaos   the chaos run (slow; not part of make test)
 #   make bench   lote bench beside graphile-worker and pg-boss
 BUILD ?= build
 ASAN ?= build-asan
 
-.PHONY: all build run test test-fast chaos bench clean
+.PHONY: all build run demo-failures test test-fast chaos bench clean
 
 all: build
 
@@ -26,6 +28,11 @@ run:
 	@tools/deps.sh run
 	@$(MAKE) --no-print-directory build
 	tools/run-demo.sh
+
+demo-failures:
+	@tools/deps.sh run
+	@$(MAKE) --no-print-directory build
+	LOTE_DEMO_FAILURES=1 tools/run-demo.sh
 
 test:
 	@tools/deps.sh test

@@ -8,6 +8,12 @@
 # institution ($ACADEMIC_STUDENTS students, default 300) and publishes a few
 # activities. Ctrl-C stops everything gracefully. LOTE_DEMO=hello runs the
 # older demo of examples/hello (exec handlers) instead.
+# LOTE_DEMO_FAILURES=1 (`make demo-failures`): the SMTP server makes one
+# student's deliveries fail twice (retried, then sent) and another's fail
+# for good (the email ends in error, its batch in error, the teacher is not
+# told); after $LOTE_DEMO_REPAIR_AFTER seconds (default 30) the demo lets
+# the server accept that student again and reprocesses the failed email,
+# which repairs the batch and notifies the teacher, once.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 lote=build/lote
@@ -46,6 +52,14 @@ if [ "${LOTE_DEMO:-academic}" = academic ]; then
 		[ -n "$($academic classes --institution "$inst" | head -n1)" ] && break
 		sleep 0.2
 	done
+	failures=${LOTE_DEMO_FAILURES:-}
+	if [ -n "$failures" ]; then
+		class=$($academic classes --institution "$inst" | head -n1 | cut -f1)
+		flaky=$($academic students --class "$class" | sed -n 1p | cut -f2)
+		broken=$($academic students --class "$class" | sed -n 2p | cut -f2)
+		printf '%s 2\n%s *\n' "$flaky" "$broken" > "$mail.fail"
+		echo "lote-academic: demo-failures: deliveries to $flaky fail twice, to $broken always (class $class)"
+	fi
 	$academic classes --institution "$inst" | head -n3 | while IFS=$'\t' read -r class _ n name; do
 		out=$($academic publish-activity --class "$class" --title "Reading list for $name")
 		echo "lote-academic: activity ${out% *} published in class $class ($n students), event ${out#* }"
@@ -66,6 +80,40 @@ lote: the academic example is running (examples/academic, docs/academic.md):
         echo 'student1.${inst:0:8}@academic.example *' > $mail.fail   # make that student's deliveries fail
       Ctrl-C stops everything.
 MSG
+	if [ -n "$failures" ]; then
+		cat <<MSG
+lote: demo-failures: watch the dashboard's Errors page and Batches page.
+      The email to $flaky is retried twice and then goes out; the one to
+      $broken fails 5 times and ends in error, so its batch turns error
+      and the teacher is not notified. In ${LOTE_DEMO_REPAIR_AFTER:-30} s the demo repairs it:
+        : > $mail.fail                                             # the server accepts again
+        $lote commands reprocess --type SendNewClassActivityEmail --status error
+      (or click Reprocess on the failed command) — the copy takes the failed
+      member's place, the batch turns success and the teacher is notified once.
+MSG
+		(
+			sleep "${LOTE_DEMO_REPAIR_AFTER:-30}"
+			for _ in $(seq 1 120); do
+				n=$($lote commands ls --type SendNewClassActivityEmail --status error --json |
+					python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')
+				[ "$n" -gt 0 ] && break
+				sleep 1
+			done
+			: > "$mail.fail"
+			echo "lote: demo-failures: repairing $n failed email(s):"
+			$lote commands reprocess --type SendNewClassActivityEmail --status error
+			for _ in $(seq 1 120); do
+				n=$($lote batches ls --status error --json |
+					python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')
+				if [ "$n" -eq 0 ]; then
+					echo "lote: demo-failures: repaired — every batch is success, each teacher notified once"
+					break
+				fi
+				sleep 1
+			done
+		) &
+		pids+=($!)
+	fi
 	wait "$daemon"
 	exit $?
 fi
