@@ -105,8 +105,13 @@ static const char usage[] =
 	"        gracefully (in-flight commands finish and commit), prints the final\n"
 	"        HANDLED and exits 0.\n"
 	"\n"
+	"    With --json, drain, batch and enqueue records carry commands_per_sec\n"
+	"    (and jobs_per_sec, the peer harness's name); latency records carry\n"
+	"    p50_ms, p95_ms and p99_ms of commit->start at the top level.\n"
+	"\n"
 	"OPTIONS\n"
-	"    --n N            commands (enqueue: 20000, drain: 50000)\n"
+	"    --n N, --commands N\n"
+	"                     commands (enqueue: 20000, drain: 50000)\n"
 	"    --workers W      worker processes (default 2, the engine default)\n"
 	"    --batch B        rows claimed per round trip (default 100)\n"
 	"    --rate R         latency: commands per second (default 20)\n"
@@ -662,9 +667,11 @@ static void rate_row(const struct opts *o, const struct server *srv, const char 
 
 static json_t *rate_record(const char *bench, long n, double secs)
 {
-	return json_pack("{s:s, s:s, s:I, s:f, s:I}", "peer", "lote", "bench", bench,
+	json_int_t rate = (json_int_t)round_pos(secs > 0 ? n / secs : 0);
+	/* jobs_per_sec is the peer harness's name, commands_per_sec lote's */
+	return json_pack("{s:s, s:s, s:I, s:f, s:I, s:I}", "peer", "lote", "bench", bench,
 	                 "n", (json_int_t)n, "seconds", round3(secs),
-	                 "jobs_per_sec", (json_int_t)round_pos(secs > 0 ? n / secs : 0));
+	                 "jobs_per_sec", rate, "commands_per_sec", rate);
 }
 
 /* ---------------------------------------------------------------------
@@ -1053,10 +1060,15 @@ static int bench_latency(const struct opts *o, PGconn *conn, const char *conninf
 	char config[64];
 	snprintf(config, sizeof(config), "workers %d, batch %d", workers, batch);
 	if (o->json) {
-		json_t *rec = json_pack("{s:s, s:s, s:s, s:i, s:i, s:f, s:f, s:o, s:o}",
+		/* the commit->start percentiles also at the top level */
+		double p50 = json_real_value(json_object_get(commit_stats, "p50"));
+		double p95 = json_real_value(json_object_get(commit_stats, "p95"));
+		double p99 = json_real_value(json_object_get(commit_stats, "p99"));
+		json_t *rec = json_pack("{s:s, s:s, s:s, s:i, s:i, s:f, s:f, s:f, s:f, s:f, s:o, s:o}",
 		                        "peer", "lote", "bench", "latency", "config", config,
 		                        "workers", workers, "batch", batch, "rate", o->rate,
-		                        "seconds", o->seconds, "commit_to_start_ms", commit_stats,
+		                        "seconds", o->seconds, "p50_ms", p50, "p95_ms", p95,
+		                        "p99_ms", p99, "commit_to_start_ms", commit_stats,
 		                        "enqueue_call_to_start_ms", call_stats);
 		emit_json(rec, srv);
 	} else {
@@ -1217,6 +1229,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 {
 	static const struct option longopts[] = {
 		{ "n", required_argument, NULL, OPT_N },
+		{ "commands", required_argument, NULL, OPT_N },
 		{ "workers", required_argument, NULL, OPT_WORKERS },
 		{ "batch", required_argument, NULL, OPT_BATCH },
 		{ "rate", required_argument, NULL, OPT_RATE },
