@@ -12,6 +12,7 @@
  * before that fork, so the bench learns what committed without polling the
  * database: on_committed adds to a counter, the latency handler writes its
  * start time into a slot. */
+#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -47,7 +48,7 @@ static const char usage[] =
 	"SYNOPSIS\n"
 	"    lote bench enqueue [--n N] [COMMON]\n"
 	"    lote bench drain [--n N] [--workers W] [--batch B] [COMMON]\n"
-	"    lote bench batch [--n N] [--workers W] [--batch B] [COMMON]\n"
+	"    lote bench batch [--n N] [--workers W] [--batch B] [--reps R] [COMMON]\n"
 	"    lote bench latency [--rate R] [--seconds S] [--workers W] [--batch B] [COMMON]\n"
 	"    lote bench all [OPTIONS] [COMMON]\n"
 	"    lote bench worker --db URL [--handler noop|stamp] [--concurrency C]\n"
@@ -80,7 +81,8 @@ static const char usage[] =
 	"        a follow-up, with the same workers, and reports both rates and their\n"
 	"        ratio: what batch membership and exactly-once completion cost. The\n"
 	"        batch's clock stops when its follow-up has run and committed.\n"
-	"        Defaults: N 100000, W 8.\n"
+	"        The two alternate --reps times (default 3); the ratio reported\n"
+	"        is the median of the pairs' ratios. Defaults: N 100000, W 8.\n"
 	"    latency\n"
 	"        With an idle engine running, enqueues one command every 1/R s for\n"
 	"        S s, each in its own transaction (after 20 warm-up commands). The\n"
@@ -116,6 +118,7 @@ static const char usage[] =
 	"    --batch B        rows claimed per round trip (default 100)\n"
 	"    --rate R         latency: commands per second (default 20)\n"
 	"    --seconds S      latency: how long to enqueue (default 10)\n"
+	"    --reps R         batch: plain/batch pairs (default 3)\n"
 	"    --max-seconds S  drain: give up and report a partial rate after S s\n"
 	"                     (default 300)\n"
 	"    --database NAME  the scratch database (default lote_bench); it is\n"
@@ -601,6 +604,7 @@ struct opts {
 	long n;             /* 0: the measurement's default */
 	int workers, batch;
 	double rate, seconds, max_seconds;
+	int reps;           /* batch: plain/batch pairs, alternated */
 	const char *dbname;
 	bool json;
 	/* worker mode */
@@ -779,6 +783,61 @@ static const char batch_prefill_sql[] =
 
 /* Drains n plain commands, or (as_batch) one batch of n members whose
  * follow-up must also have run; *ret_rate (may be NULL) gets members/s. */
+/* Fields of /proc/PID/stat after the command name: ppid, and the CPU
+ * ticks of the process (utime + stime) and of its reaped children
+ * (cutime + cstime). false when unreadable (another host, no /proc). */
+static bool proc_stat(long pid, long *ppid, double *self, double *children)
+{
+	char path[64], buf[1024];
+	snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return false;
+	size_t len = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[len] = '\0';
+	char *p = strrchr(buf, ')');
+	unsigned long ut, st;
+	long cut, cst;
+	/* state ppid pgrp session tty tpgid flags minflt cminflt majflt
+	 * cmajflt utime stime cutime cstime */
+	if (!p || sscanf(p + 1, " %*c %ld %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu %ld %ld",
+	                 ppid, &ut, &st, &cut, &cst) != 5)
+		return false;
+	double hz = (double)sysconf(_SC_CLK_TCK);
+	*self = (double)(ut + st) / hz;
+	*children = (double)(cut + cst) / hz;
+	return true;
+}
+
+/* CPU seconds the PostgreSQL server has used so far: the postmaster, its
+ * live children (backends, walwriter, ...) and the children it reaped
+ * (the engine's connections, once closed). Negative when the server is
+ * not on this machine or /proc is not readable. */
+static double server_cpu_s(PGconn *conn)
+{
+	long backend = query_long(conn, "SELECT pg_backend_pid()"), postmaster, ppid;
+	double self, children, total;
+	if (backend <= 0 || !proc_stat(backend, &postmaster, &self, &children))
+		return -1;
+	if (!proc_stat(postmaster, &ppid, &self, &children))
+		return -1;
+	total = self + children;
+	DIR *d = opendir("/proc");
+	if (!d)
+		return -1;
+	for (struct dirent *de; (de = readdir(d)); ) {
+		char *end;
+		long pid = strtol(de->d_name, &end, 10);
+		if (*end || pid <= 0 || pid == postmaster)
+			continue;
+		if (proc_stat(pid, &ppid, &self, &children) && ppid == postmaster)
+			total += self;
+	}
+	closedir(d);
+	return total;
+}
+
 static int bench_drain(const struct opts *o, PGconn *conn, const char *conninfo,
                        const struct server *srv, bool as_batch, double *ret_rate)
 {
@@ -786,8 +845,8 @@ static int bench_drain(const struct opts *o, PGconn *conn, const char *conninfo,
 	long expect = as_batch ? n + 1 : n; /* the follow-up runs too */
 	int workers = o->workers ? o->workers : 2, batch = o->batch ? o->batch : 100, st;
 	struct shared *sh = shared_new(0);
-	char name[64], what[96], note[64];
-	double t0, t_handlers, t_done, cpu = 0;
+	char name[64], what[96], note[96];
+	double t0, t_handlers, t_done, cpu = 0, srv_cpu0, srv_cpu = -1;
 	bool complete = true;
 	pid_t pid = -1;
 	int rc = EXIT_FAIL;
@@ -811,6 +870,7 @@ static int bench_drain(const struct opts *o, PGconn *conn, const char *conninfo,
 	struct engine_spec sp = { .conninfo = conninfo, .name = name, .types = "noop",
 	                          .workers = workers, .batch = batch, .fn = noop_handler,
 	                          .sh = sh };
+	srv_cpu0 = server_cpu_s(conn);
 	t0 = mono_s();
 	pid = engine_start(&sp);
 	if (pid < 0)
@@ -845,6 +905,11 @@ static int bench_drain(const struct opts *o, PGconn *conn, const char *conninfo,
 	if (engine_stop(pid, &cpu) != 0)
 		cli_error("bench", "warning: the engine did not stop cleanly");
 	pid = -1;
+	if (srv_cpu0 >= 0) {
+		sleep_ms(50); /* the postmaster reaps the closed connections */
+		srv_cpu = server_cpu_s(conn);
+		srv_cpu = srv_cpu >= srv_cpu0 ? srv_cpu - srv_cpu0 : -1;
+	}
 	ok = query_long(conn, "SELECT count(*) FROM lote.commands WHERE status = 'success'");
 	if (complete && ok != expect) {
 		cli_error("bench", "drain: %ld of %ld commands are success", ok, expect);
@@ -869,12 +934,24 @@ static int bench_drain(const struct opts *o, PGconn *conn, const char *conninfo,
 		json_object_set_new(rec, "handlers_seconds",
 		                    json_real(round3(t_handlers - t0)));
 		json_object_set_new(rec, "engine_cpu_seconds", json_real(round3(cpu)));
+		if (srv_cpu >= 0) {
+			json_object_set_new(rec, "server_cpu_seconds", json_real(round3(srv_cpu)));
+			json_object_set_new(rec, "server_cpu_us_per_command",
+			                    json_real(round3(srv_cpu * 1e6 / (double)(complete ? n : handled))));
+		}
+		json_object_set_new(rec, "engine_cpu_us_per_command",
+		                    json_real(round3(cpu * 1e6 / (double)(complete ? n : handled))));
 		emit_json(rec, srv);
 	} else {
 		snprintf(what, sizeof(what), "%s, %d worker%s x batch %d%s",
 		         as_batch ? "drain one batch" : "drain", workers,
 		         workers == 1 ? "" : "s", batch, complete ? "" : " (INCOMPLETE)");
-		snprintf(note, sizeof(note), "engine CPU %.2f s", cpu);
+		if (srv_cpu >= 0)
+			snprintf(note, sizeof(note), "CPU/command: engine %.0f us, server %.0f us",
+			         cpu * 1e6 / (double)(complete ? n : handled),
+			         srv_cpu * 1e6 / (double)(complete ? n : handled));
+		else
+			snprintf(note, sizeof(note), "engine CPU %.2f s", cpu);
 		rate_row(o, srv, what, complete ? n : handled, t_done - t0, note);
 	}
 	rc = complete ? EXIT_OK : EXIT_FAIL;
@@ -1211,7 +1288,7 @@ out:
  */
 
 enum { OPT_N = 256, OPT_WORKERS, OPT_BATCH, OPT_RATE, OPT_SECONDS, OPT_MAX_SECONDS,
-       OPT_DATABASE, OPT_JSON, OPT_DB, OPT_HANDLER, OPT_CONCURRENCY, OPT_TYPES, OPT_WAIT_GO };
+       OPT_DATABASE, OPT_JSON, OPT_DB, OPT_HANDLER, OPT_CONCURRENCY, OPT_TYPES, OPT_WAIT_GO, OPT_REPS };
 
 static bool parse_num(const char *opt, const char *arg, double lo, double hi, double *ret)
 {
@@ -1242,6 +1319,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		{ "concurrency", required_argument, NULL, OPT_CONCURRENCY },
 		{ "types", required_argument, NULL, OPT_TYPES },
 		{ "wait-go", no_argument, NULL, OPT_WAIT_GO },
+		{ "reps", required_argument, NULL, OPT_REPS },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -1280,6 +1358,11 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 			if (!parse_num("max-seconds", optarg, 1, 86400, &o->max_seconds))
 				return EXIT_USAGE;
 			break;
+		case OPT_REPS:
+			if (!parse_num("reps", optarg, 1, 99, &v))
+				return EXIT_USAGE;
+			o->reps = (int)v;
+			break;
 		case OPT_DATABASE: o->dbname = optarg; break;
 		case OPT_JSON: o->json = true; break;
 		case OPT_DB: o->db = optarg; break;
@@ -1300,35 +1383,52 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 
 /* `lote bench batch`: the same N drained as plain commands and as the
  * members of one batch, on fresh scratch databases, and the ratio. */
+static double median_of(double *v, int n)
+{
+	qsort(v, (size_t)n, sizeof(*v), cmp_double);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/* Plain drain and batch drain, alternated reps times (a noisy minute then
+ * hits one pair, not every plain or every batch run); the ratio is the
+ * median of the pairs' ratios. */
 static int bench_batch(struct opts *o, struct server *srv)
 {
-	double plain = 0, members = 0;
+	double plain[99], members[99], ratio[99];
 	PGconn *conn = NULL;
 	char *conninfo = NULL;
-	int rc;
+	int rc, reps = o->reps ? o->reps : 3;
 
 	if (!o->n)
 		o->n = 100000;
 	if (!o->workers)
 		o->workers = 8;
-	for (int k = 0; k < 2; k++) {
-		if ((rc = scratch_db(o->dbname, srv, &conn, &conninfo)) != EXIT_OK)
-			return rc;
-		rc = bench_drain(o, conn, conninfo, srv, k == 1, k == 0 ? &plain : &members);
-		PQfinish(conn);
-		free(conninfo);
-		if (rc != EXIT_OK)
-			return rc;
+	for (int r = 0; r < reps; r++) {
+		for (int k = 0; k < 2; k++) {
+			if ((rc = scratch_db(o->dbname, srv, &conn, &conninfo)) != EXIT_OK)
+				return rc;
+			rc = bench_drain(o, conn, conninfo, srv, k == 1, k == 0 ? &plain[r] : &members[r]);
+			PQfinish(conn);
+			free(conninfo);
+			if (rc != EXIT_OK)
+				return rc;
+		}
+		ratio[r] = plain[r] > 0 ? members[r] / plain[r] : 0;
 	}
+	double mr = median_of(ratio, reps), mp = median_of(plain, reps), mm = median_of(members, reps);
 	if (o->json) {
-		json_t *rec = json_pack("{ss sI sI sI sf}", "bench", "batch-ratio", "n", (json_int_t)o->n,
+		json_t *rec = json_pack("{ss sI sI sI si sf sf sf}", "bench", "batch-ratio", "n", (json_int_t)o->n,
 		                        "workers", (json_int_t)o->workers,
-		                        "batch", (json_int_t)(o->batch ? o->batch : 100),
-		                        "ratio", round3(plain > 0 ? members / plain : 0));
+		                        "batch", (json_int_t)(o->batch ? o->batch : 100), "reps", reps,
+		                        "plain_commands_per_sec", round3(mp),
+		                        "batch_members_per_sec", round3(mm), "ratio", round3(mr));
 		emit_json(rec, srv);
 	} else {
-		printf("one batch drains at %.0f%% of the plain rate (%.0f vs %.0f commands/s)\n",
-		       plain > 0 ? 100 * members / plain : 0, members, plain);
+		printf("one batch drains at %.0f%% of the plain rate (median of %d pairs;"
+		       " medians %.0f vs %.0f commands/s; pairs:", 100 * mr, reps, mm, mp);
+		for (int r = 0; r < reps; r++)
+			printf(" %.0f%%", 100 * ratio[r]);
+		printf(")\n");
 	}
 	return EXIT_OK;
 }

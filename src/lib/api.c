@@ -493,10 +493,17 @@ static void add_where_k(struct query *q, PGconn *conn, lote__api_kind kind,
 		fprintf(q->out, " AND t.created_at < $%d::timestamptz", q_param(q, f->to));
 	if (f->error)
 		fprintf(q->out, " AND strpos(lower(t.error), lower($%d)) > 0", q_param(q, f->error));
-	if (f->batch)
-		fprintf(q->out, kind == LOTE_API_BATCHES ? " AND t.id = $%d::bigint"
-		                                         : " AND t.batch_id = $%d::bigint",
-		        q_param_id(q, f->batch));
+	if (f->batch) {
+		int k = q_param_id(q, f->batch);
+		/* members by their id range (sql/006_batch_members.sql): the
+		 * primary key finds them, not an index entry per row version */
+		if (kind == LOTE_API_BATCHES)
+			fprintf(q->out, " AND t.id = $%d::bigint", k);
+		else
+			fprintf(q->out, " AND t.batch_id = $%d::bigint AND t.id BETWEEN"
+			        " lote.batch_first_member($%d::bigint) AND lote.batch_last_member($%d::bigint)",
+			        k, k, k);
+	}
 	if (f->event)
 		fprintf(q->out, " AND t.event_id = $%d::bigint", q_param_id(q, f->event));
 	if (f->parent)
@@ -525,6 +532,7 @@ static void add_where(struct query *q, PGconn *conn, lote__api_kind kind,
 #define BATCH_PROGRESS(alias) \
 	"(SELECT coalesce(jsonb_object_agg(status, n), '{}') FROM (SELECT c.status, count(*) AS n" \
 	" FROM lote.commands c WHERE c.batch_id = " alias ".id AND c.replaced_by IS NULL" \
+	" AND c.id BETWEEN lote.batch_first_member(" alias ".id) AND lote.batch_last_member(" alias ".id)" \
 	" GROUP BY c.status) s)"
 
 int lote__api_list(PGconn *conn, lote__api_kind kind, const lote__api_filter *f,
@@ -662,7 +670,9 @@ int lote__api_get(PGconn *conn, lote__api_kind kind, int64_t id, const lote__api
 		               " 'progress', " BATCH_PROGRESS("t") ","
 		               " 'next', (SELECT %s FROM %s c WHERE c.id = t.next_command_id),"
 		               " 'members', (SELECT coalesce(jsonb_agg(%s ORDER BY c.id), '[]') FROM"
-		               "   (SELECT * FROM %s c WHERE c.batch_id = t.id ORDER BY c.id LIMIT %d) c))"
+		               "   (SELECT * FROM %s c WHERE c.batch_id = t.id AND c.id BETWEEN"
+		               "    lote.batch_first_member(t.id) AND lote.batch_last_member(t.id)"
+		               "    ORDER BY c.id LIMIT %d) c))"
 		               " FROM %s t WHERE t.id = $1",
 		        ROW_JSON("t", ""), ROW_JSON("c", " - 'data'"),
 		        lote__api_source(conn, LOTE_API_COMMANDS), ROW_JSON("c", " - 'data'"),
