@@ -29,14 +29,7 @@ static int teardown(void **state)
 /* Asserts that sql fails with a message containing want and leaves no row. */
 static void rejected(const char *sql, const char *want)
 {
-	long long before = tl_int(c, "SELECT (SELECT count(*) FROM lote.commands) + (SELECT count(*) FROM lote.events)");
-	char *e = tl_try(c, "%s", sql);
-	if (!e)
-		fail_msg("accepted: %s", sql);
-	if (!strstr(e, want))
-		fail_msg("%s\n  said: %s\n  wanted: %s", sql, e, want);
-	free(e);
-	assert_int_equal(tl_int(c, "SELECT (SELECT count(*) FROM lote.commands) + (SELECT count(*) FROM lote.events)"), before);
+	tl_rejected(c, sql, want, "SELECT (SELECT count(*) FROM lote.commands) + (SELECT count(*) FROM lote.events)");
 }
 
 static void emit_records_an_event(void **state)

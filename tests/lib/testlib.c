@@ -139,6 +139,18 @@ char *tl_try(PGconn *conn, const char *fmt, ...)
 
 static char *vvalue(PGconn *conn, const char *fmt, va_list ap);
 
+void tl_rejected(PGconn *conn, const char *sql, const char *want, const char *state_sql)
+{
+	char *before = state_sql ? strdup(tl_value(conn, "%s", state_sql)) : NULL;
+	char *e = tl_try(conn, "%s", sql);
+	if (!e || !strstr(e, want))
+		fail_msg("%s\n  said: %s\n  wanted: %s", sql, e ? e : "(accepted)", want);
+	free(e);
+	if (state_sql)
+		assert_string_equal(tl_value(conn, "%s", state_sql), before);
+	free(before);
+}
+
 static char *vvalue_str_inner(PGconn *conn, const char *fmt, ...)
 {
 	va_list ap;

@@ -26,6 +26,10 @@ PGconn *tl_connect(const char *conninfo);
 void tl_exec(PGconn *conn, const char *fmt, ...) LOTE_PRINTF(2, 3);
 /* Runs SQL and returns the error message (malloc'd), or NULL if it worked. */
 char *tl_try(PGconn *conn, const char *fmt, ...) LOTE_PRINTF(2, 3);
+/* Fails unless sql is refused with a message containing want and, when
+ * state_sql is given, that query's one value is the same after as before
+ * (nothing was written). */
+void tl_rejected(PGconn *conn, const char *sql, const char *want, const char *state_sql);
 /* The first column of the first row as text, or NULL for SQL NULL or no
  * row. The string is testlib's (freed at exit), so it can go straight into
  * an assertion. */
