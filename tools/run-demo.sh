@@ -91,20 +91,22 @@ lote: demo-failures: watch the dashboard's Errors page and Batches page.
       (or click Reprocess on the failed command) — the copy takes the failed
       member's place, the batch turns success and the teacher is notified once.
 MSG
+		# rows a `lote … ls --json` lists
+		count() { "$@" --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))'; }
 		(
 			sleep "${LOTE_DEMO_REPAIR_AFTER:-30}"
 			for _ in $(seq 1 120); do
-				n=$($lote commands ls --type SendNewClassActivityEmail --status error --json |
-					python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')
+				# (emails in error from an earlier run may be repaired already:
+				# a batch in error is what says this run's failure arrived)
+				n=$(count $lote batches ls --status error)
 				[ "$n" -gt 0 ] && break
 				sleep 1
 			done
 			: > "$mail.fail"
-			echo "lote: demo-failures: repairing $n failed email(s):"
+			echo "lote: demo-failures: repairing $n batch(es) in error:"
 			$lote commands reprocess --type SendNewClassActivityEmail --status error
 			for _ in $(seq 1 120); do
-				n=$($lote batches ls --status error --json |
-					python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')
+				n=$(count $lote batches ls --status error)
 				if [ "$n" -eq 0 ]; then
 					echo "lote: demo-failures: repaired — every batch is success, each teacher notified once"
 					break

@@ -781,8 +781,6 @@ static const char batch_prefill_sql[] =
 	" 'data', jsonb_build_object('i', g))) FROM generate_series(1, $1::int) g),"
 	" '{\"type\": \"noop\"}')";
 
-/* Drains n plain commands, or (as_batch) one batch of n members whose
- * follow-up must also have run; *ret_rate (may be NULL) gets members/s. */
 /* Fields of /proc/PID/stat after the command name: ppid, and the CPU
  * ticks of the process (utime + stime) and of its reaped children
  * (cutime + cstime). false when unreadable (another host, no /proc). */
@@ -838,6 +836,8 @@ static double server_cpu_s(PGconn *conn)
 	return total;
 }
 
+/* Drains n plain commands, or (as_batch) one batch of n members whose
+ * follow-up must also have run; *ret_rate (may be NULL) gets members/s. */
 static int bench_drain(const struct opts *o, PGconn *conn, const char *conninfo,
                        const struct server *srv, bool as_batch, double *ret_rate)
 {
@@ -923,8 +923,9 @@ static int bench_drain(const struct opts *o, PGconn *conn, const char *conninfo,
 	if (ret_rate)
 		*ret_rate = (complete ? n : handled) / (t_done - t0);
 	handled = atomic_load(&sh->handled);
+	long counted = complete ? n : handled; /* what the rates are of */
 	if (o->json) {
-		json_t *rec = rate_record(as_batch ? "drain-batch" : "drain", complete ? n : handled,
+		json_t *rec = rate_record(as_batch ? "drain-batch" : "drain", counted,
 		                          t_done - t0);
 		json_object_set_new(rec, "n", json_integer(n));
 		json_object_set_new(rec, "workers", json_integer(workers));
@@ -937,10 +938,10 @@ static int bench_drain(const struct opts *o, PGconn *conn, const char *conninfo,
 		if (srv_cpu >= 0) {
 			json_object_set_new(rec, "server_cpu_seconds", json_real(round3(srv_cpu)));
 			json_object_set_new(rec, "server_cpu_us_per_command",
-			                    json_real(round3(srv_cpu * 1e6 / (double)(complete ? n : handled))));
+			                    json_real(round3(srv_cpu * 1e6 / (double)counted)));
 		}
 		json_object_set_new(rec, "engine_cpu_us_per_command",
-		                    json_real(round3(cpu * 1e6 / (double)(complete ? n : handled))));
+		                    json_real(round3(cpu * 1e6 / (double)counted)));
 		emit_json(rec, srv);
 	} else {
 		snprintf(what, sizeof(what), "%s, %d worker%s x batch %d%s",
@@ -948,11 +949,11 @@ static int bench_drain(const struct opts *o, PGconn *conn, const char *conninfo,
 		         workers == 1 ? "" : "s", batch, complete ? "" : " (INCOMPLETE)");
 		if (srv_cpu >= 0)
 			snprintf(note, sizeof(note), "CPU/command: engine %.0f us, server %.0f us",
-			         cpu * 1e6 / (double)(complete ? n : handled),
-			         srv_cpu * 1e6 / (double)(complete ? n : handled));
+			         cpu * 1e6 / (double)counted,
+			         srv_cpu * 1e6 / (double)counted);
 		else
 			snprintf(note, sizeof(note), "engine CPU %.2f s", cpu);
-		rate_row(o, srv, what, complete ? n : handled, t_done - t0, note);
+		rate_row(o, srv, what, counted, t_done - t0, note);
 	}
 	rc = complete ? EXIT_OK : EXIT_FAIL;
 	goto out;
