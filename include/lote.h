@@ -159,7 +159,8 @@ typedef struct lote_handler_opts {
 typedef struct lote_engine_options {
 	const char *conninfo;   /* libpq URI or key=value string; required */
 	int workers;            /* worker processes, default 2 */
-	int batch;              /* rows claimed per round trip, default 100 */
+	int batch;              /* most rows per claim, default 1000 (claims are
+	                         * sized to take ~25 ms, see worker.c) */
 	int64_t poll_ms;        /* polling fallback, default 1000 */
 	int64_t lease_ms;       /* claim lease, default 30 s; renewed by the
 	                           heartbeat while the worker lives */

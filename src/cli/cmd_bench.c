@@ -115,7 +115,7 @@ static const char usage[] =
 	"    --n N, --commands N\n"
 	"                     commands (enqueue: 20000, drain: 50000)\n"
 	"    --workers W      worker processes (default 2, the engine default)\n"
-	"    --batch B        rows claimed per round trip (default 100)\n"
+	"    --batch B        most rows per claim (default: the engine's, 1000)\n"
 	"    --rate R         latency: commands per second (default 20)\n"
 	"    --seconds S      latency: how long to enqueue (default 10)\n"
 	"    --reps R         batch: plain/batch pairs (default 3)\n"
@@ -131,7 +131,7 @@ static const char usage[] =
 	"    --db URL         database (default LOTE_DATABASE_URL); must be migrated\n"
 	"    --handler NAME   noop (default) or stamp\n"
 	"    --concurrency C  worker processes (default 2)\n"
-	"    --batch B        rows per claim (default 100)\n"
+	"    --batch B        most rows per claim (default: the engine's, 1000)\n"
 	"    --types LIST     comma-separated command types to handle (noop,lat)\n"
 	"    --wait-go        start the engine only after reading GO on stdin\n"
 	"\n"
@@ -267,6 +267,15 @@ static int print_stamp_handler(lote_ctx *ctx, void *udata)
 /* ---------------------------------------------------------------------
  * The engine in a child process.
  */
+
+/* Without --batch, the engine's own default: the bench measures what an
+ * untuned `lote run` does. */
+static int default_batch(void)
+{
+	lote_engine_options o;
+	lote_engine_options_init(&o);
+	return o.batch;
+}
 
 struct engine_spec {
 	const char *conninfo;
@@ -843,7 +852,7 @@ static int bench_drain(const struct opts *o, PGconn *conn, const char *conninfo,
 {
 	long n = o->n ? o->n : 50000, handled = 0, left, ok;
 	long expect = as_batch ? n + 1 : n; /* the follow-up runs too */
-	int workers = o->workers ? o->workers : 2, batch = o->batch ? o->batch : 100, st;
+	int workers = o->workers ? o->workers : 2, batch = o->batch ? o->batch : default_batch(), st;
 	struct shared *sh = shared_new(0);
 	char name[64], what[96], note[96];
 	double t0, t_handlers, t_done, cpu = 0, srv_cpu0, srv_cpu = -1;
@@ -1051,7 +1060,7 @@ static int bench_latency(const struct opts *o, PGconn *conn, const char *conninf
                          const struct server *srv)
 {
 	long total = (long)round_pos(o->rate * o->seconds), got;
-	int workers = o->workers ? o->workers : 2, batch = o->batch ? o->batch : 100;
+	int workers = o->workers ? o->workers : 2, batch = o->batch ? o->batch : default_batch();
 	struct shared *sh = NULL;
 	int64_t *ids = calloc((size_t)total + 1, sizeof(int64_t));
 	int64_t *sent = calloc((size_t)total + 1, sizeof(int64_t));
@@ -1223,7 +1232,7 @@ static int bench_worker(const struct opts *o)
 	snprintf(name, sizeof(name), "lote-bench-%d", (int)getpid());
 	struct engine_spec sp = { .conninfo = conninfo, .name = name, .types = o->types,
 	                          .workers = o->workers ? o->workers : 2,
-	                          .batch = o->batch ? o->batch : 100,
+	                          .batch = o->batch ? o->batch : default_batch(),
 	                          .fn = stamp ? print_stamp_handler : noop_handler, .sh = sh };
 	if (o->wait_go) {
 		char go[64];
@@ -1420,7 +1429,7 @@ static int bench_batch(struct opts *o, struct server *srv)
 	if (o->json) {
 		json_t *rec = json_pack("{ss sI sI sI si sf sf sf}", "bench", "batch-ratio", "n", (json_int_t)o->n,
 		                        "workers", (json_int_t)o->workers,
-		                        "batch", (json_int_t)(o->batch ? o->batch : 100), "reps", reps,
+		                        "batch", (json_int_t)(o->batch ? o->batch : default_batch()), "reps", reps,
 		                        "plain_commands_per_sec", round3(mp),
 		                        "batch_members_per_sec", round3(mm), "ratio", round3(mr));
 		emit_json(rec, srv);

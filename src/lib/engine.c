@@ -36,7 +36,7 @@ void lote_engine_options_init(lote_engine_options *o)
 {
 	memset(o, 0, sizeof(*o));
 	o->workers = 2;
-	o->batch = 100;
+	o->batch = 1000;
 	o->poll_ms = 1000;
 	o->lease_ms = 30 * 1000;
 	o->heartbeat_ms = 0; /* lease / 3 */

@@ -21,6 +21,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "claimsize.h"
 #include "db.h"
 #include "engine_int.h"
 #include "error.h"
@@ -37,6 +38,8 @@ struct worker {
 	char *event_types;
 	char *queues;          /* text[] literal or NULL for every queue */
 	struct lote__tx tx;
+	int claim[2];          /* rows to ask for next, per lote_kind - 1
+	                        * (claimsize.h) */
 	char begin[65536];     /* BEGIN + lock of the current group */
 };
 
@@ -192,6 +195,26 @@ static int prepare_all(struct worker *w, lote_error *err)
 			" SELECT count(*) FROM c",
 			kind, k == 0 ? "t.retry" : "NULL::jsonb", table, table, kind);
 		if ((rc = prepare(w, k == 0 ? "complete_c" : "complete_e", sql, err)) < 0)
+			return rc;
+		/* The common case, every row of the group succeeded: no back-off,
+		 * no attempts history, arrays instead of JSON. Half the cost of
+		 * the general statement per row. */
+		snprintf(sql, sizeof(sql),
+			"UPDATE %s t SET status = 'success',"
+			"  started_at = to_timestamp(u.started / 1e6),"
+			"  finished_at = to_timestamp(u.finished / 1e6),"
+			"  duration = (u.finished - u.started) * interval '1 microsecond',"
+			"  error = NULL, lease_until = NULL"
+			" FROM unnest($1::bigint[], $2::integer[], $3::bigint[], $4::bigint[])"
+			"  AS u(id, attempt, started, finished)"
+			/* "IS TRUE" hides the status from the planner's partial
+			 * index matching: the generic plan of a plain status test
+			 * scanned all of commands_lease (every processing row and
+			 * its dead entries) per completion, 3x slower */
+			" WHERE t.id = u.id AND t.attempt = u.attempt"
+			"  AND (t.status = 'processing') IS TRUE AND t.worker_id = $5",
+			table);
+		if ((rc = prepare(w, k == 0 ? "succeed_c" : "succeed_e", sql, err)) < 0)
 			return rc;
 	}
 	snprintf(sql, sizeof(sql),
@@ -357,10 +380,58 @@ static char *outcomes_json(struct row *rows, int n)
 	return out;
 }
 
+/* Writes "{a,b,…}" of one integer field of the rows into buf (size bytes,
+ * 24 per row and 8 more suffice). */
+static void int_array(char *buf, size_t size, struct row *rows, int n, int field)
+{
+	size_t off = 0;
+
+	buf[off++] = '{';
+	for (int i = 0; i < n; i++) {
+		const struct row *r = &rows[i];
+		long long v = field == 0 ? r->ctx.id : field == 1 ? r->ctx.attempt
+		            : field == 2 ? r->started_us : r->finished_us;
+		off += snprintf(buf + off, size - off - 2, "%s%lld", i ? "," : "", v);
+	}
+	buf[off++] = '}';
+	buf[off] = '\0';
+}
+
+/* Completion of a group whose rows all ran and succeeded. */
+static int succeed(struct worker *w, lote_kind kind, struct row *rows, int n,
+                   int *ret_count, lote_error *err)
+{
+	size_t size = (size_t)n * 24 + 8;
+	char *buf = malloc(4 * size);
+	const char *params[5] = { buf, buf + size, buf + 2 * size, buf + 3 * size, w->id_text };
+	PGresult *res;
+	int rc = 0;
+
+	if (!buf)
+		return lote__fail(err, LOTE_ENOMEM, "out of memory");
+	for (int f = 0; f < 4; f++)
+		int_array(buf + f * size, size, rows, n, f);
+	res = PQexecPrepared(w->conn, kind == LOTE_COMMAND ? "succeed_c" : "succeed_e",
+	                     5, params, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK)
+		rc = lote__fail_pg(err, w->conn, res, "completion");
+	else
+		*ret_count = atoi(PQcmdTuples(res));
+	PQclear(res);
+	free(buf);
+	return rc;
+}
+
 /* Runs the completion statement; *ret_count gets the rows it updated. */
 static int complete(struct worker *w, lote_kind kind, struct row *rows, int n,
                     int *ret_count, lote_error *err)
 {
+	bool all_ok = true;
+	for (int i = 0; i < n && all_ok; i++)
+		all_ok = rows[i].ran && rows[i].ok && !rows[i].release;
+	if (all_ok)
+		return succeed(w, kind, rows, n, ret_count, err);
+
 	char *json = outcomes_json(rows, n);
 	const char *params[2] = { json, w->id_text };
 	PGresult *res;
@@ -526,7 +597,10 @@ static int run_group(struct worker *w, lote_kind kind)
 	lote_error err = { 0 };
 	bool redo = false;
 
-	snprintf(limit, sizeof(limit), "%d", w->e->opts.batch);
+	int asked = w->claim[kind - 1];
+	int64_t began_us = lote__now_us();
+
+	snprintf(limit, sizeof(limit), "%d", asked);
 	snprintf(lease, sizeof(lease), "%lld", (long long)w->e->opts.lease_ms);
 	params[0] = kind == LOTE_COMMAND ? w->command_types : w->event_types;
 	params[1] = limit;
@@ -603,6 +677,8 @@ static int run_group(struct worker *w, lote_kind kind)
 	}
 	w->tx.open = false;
 out:
+	w->claim[kind - 1] = lote__claim_next(asked, n, lote__now_us() - began_us,
+	                                      w->e->opts.batch);
 	for (int i = 0; i < n; i++) {
 		lote__ctx_done(&rows[i].ctx);
 		free(rows[i].error);
@@ -671,6 +747,8 @@ static int setup(struct worker *w, lote_error *err)
 		return lote__fail(err, LOTE_ENOMEM, "out of memory");
 	w->tx.conn = w->conn;
 	w->tx.begin = w->begin;
+	for (int k = 0; k < 2; k++)
+		w->claim[k] = lote__claim_first(e->opts.batch);
 	if ((rc = prepare_all(w, err)) < 0 || (rc = register_worker(w, err)) < 0)
 		return rc;
 	if (e->opts.listen && (rc = lote__db_exec(w->conn, "LISTEN lote_wakeup", err)) < 0)
