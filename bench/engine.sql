@@ -15,17 +15,13 @@ LANGUAGE sql AS $$
 	SELECT lote.enqueue(kind, payload)
 $$;
 
--- Bulk: lote's own bulk path (lote.insert_commands, the one lote.batch
--- uses): every item checked like lote.enqueue, all inserted by one
--- statement, so lote's statement trigger sends a single NOTIFY. Returns the
--- rows inserted.
+-- Bulk: lote's own bulk call, lote.enqueue_many: every element checked
+-- like lote.enqueue, all inserted by one statement, so lote's statement
+-- trigger sends a single NOTIFY. Returns the rows inserted.
 CREATE OR REPLACE FUNCTION engine.enqueue_many(kind text, payloads jsonb[])
 RETURNS bigint
 LANGUAGE sql AS $$
-	SELECT lote.insert_commands('engine.enqueue_many',
-		(SELECT coalesce(jsonb_agg(jsonb_build_object('type', kind, 'data', p) ORDER BY i), '[]')
-		 FROM unnest(payloads) WITH ORDINALITY AS u(p, i)),
-		'00000000-0000-0000-0000-000000000000', NULL, 'pending')
+	SELECT cardinality(lote.enqueue_many(kind, payloads))::bigint
 $$;
 
 -- Commands not finished yet (queued, waiting for a batch, or running).

@@ -18,6 +18,9 @@ static const char usage[] =
 	"    lote bench drain [--n N] [--workers W] [--batch B] [COMMON]\n"
 	"    lote bench batch [--n N] [--workers W] [--batch B] [--reps R] [COMMON]\n"
 	"    lote bench latency [--rate R] [--seconds S] [--workers W] [--batch B] [COMMON]\n"
+	"    lote bench latency-backlog [--backlog N] [--work-ms MS] [--priority P]\n"
+	"                      [--rate R] [--seconds S] [--workers W] [--batch B] [COMMON]\n"
+	"    lote bench fanout [--members M] [--reps R] [--workers W] [--batch B] [COMMON]\n"
 	"    lote bench all [OPTIONS] [COMMON]\n"
 	"    lote bench worker --db URL [--handler noop|stamp] [--concurrency C]\n"
 	"                      [--batch B] [--types LIST] [--wait-go]\n"
@@ -57,6 +60,19 @@ static const char usage[] =
 	"        handler stamps CLOCK_REALTIME on entry. commit->start is that stamp\n"
 	"        minus the moment the enqueue's COMMIT returned; call->start counts\n"
 	"        from just before the call. Reports p50, p95, p99 and max in ms.\n"
+	"    latency-backlog\n"
+	"        The same samples, enqueued with priority P (default -10; lower runs\n"
+	"        first) while the workers are busy with a backlog of N commands\n"
+	"        (default 50000) queued ahead of them, each working MS ms (default\n"
+	"        1, a sleep, like a handler waiting on I/O), so the workers stay\n"
+	"        busy to the last sample (checked: the measurement fails if the\n"
+	"        backlog ran out). What it shows: how long a new urgent command\n"
+	"        waits for a worker to finish the group it is running.\n"
+	"    fanout\n"
+	"        One event whose listener creates a batch of M no-op members\n"
+	"        (default 1000) with a follow-up command: the times from the event's\n"
+	"        COMMIT to the first and last member starting, the follow-up\n"
+	"        starting and its outcome committed; median of R runs (default 5).\n"
 	"    all\n"
 	"        enqueue, drain and latency, in that order.\n"
 	"    worker\n"
@@ -86,7 +102,11 @@ static const char usage[] =
 	"    --batch B        most rows per claim (default: the engine's, 1000)\n"
 	"    --rate R         latency: commands per second (default 20)\n"
 	"    --seconds S      latency: how long to enqueue (default 10)\n"
-	"    --reps R         batch: plain/batch pairs (default 3)\n"
+	"    --reps R         batch: plain/batch pairs (default 3); fanout: runs (5)\n"
+	"    --backlog N      latency-backlog: commands queued ahead (default 50000)\n"
+	"    --work-ms MS     latency-backlog: work of each backlog command (1)\n"
+	"    --priority P     latency-backlog: priority of the samples (-10)\n"
+	"    --members M      fanout: members of the batch (default 1000)\n"
 	"    --max-seconds S  drain: give up and report a partial rate after S s\n"
 	"                     (default 300)\n"
 	"    --database NAME  the scratch database (default lote_bench); it is\n"
@@ -113,7 +133,8 @@ static const char usage[] =
  */
 
 enum { OPT_N = 256, OPT_WORKERS, OPT_BATCH, OPT_RATE, OPT_SECONDS, OPT_MAX_SECONDS,
-       OPT_DATABASE, OPT_JSON, OPT_DB, OPT_HANDLER, OPT_CONCURRENCY, OPT_TYPES, OPT_WAIT_GO, OPT_REPS };
+       OPT_DATABASE, OPT_JSON, OPT_DB, OPT_HANDLER, OPT_CONCURRENCY, OPT_TYPES, OPT_WAIT_GO, OPT_REPS,
+       OPT_BACKLOG, OPT_WORK_MS, OPT_PRIORITY, OPT_MEMBERS };
 
 static bool parse_num(const char *opt, const char *arg, double lo, double hi, double *ret)
 {
@@ -145,6 +166,10 @@ static int parse_opts(int argc, char **argv, struct bench_opts *o)
 		{ "types", required_argument, NULL, OPT_TYPES },
 		{ "wait-go", no_argument, NULL, OPT_WAIT_GO },
 		{ "reps", required_argument, NULL, OPT_REPS },
+		{ "backlog", required_argument, NULL, OPT_BACKLOG },
+		{ "work-ms", required_argument, NULL, OPT_WORK_MS },
+		{ "priority", required_argument, NULL, OPT_PRIORITY },
+		{ "members", required_argument, NULL, OPT_MEMBERS },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -188,6 +213,26 @@ static int parse_opts(int argc, char **argv, struct bench_opts *o)
 				return EXIT_USAGE;
 			o->reps = (int)v;
 			break;
+		case OPT_BACKLOG:
+			if (!parse_num("backlog", optarg, 1, MAX_N, &v))
+				return EXIT_USAGE;
+			o->backlog = (long)v;
+			break;
+		case OPT_WORK_MS:
+			if (!parse_num("work-ms", optarg, 0, 60000, &v))
+				return EXIT_USAGE;
+			o->busy_us = (long)(v * 1000);
+			break;
+		case OPT_PRIORITY:
+			if (!parse_num("priority", optarg, -32768, 32767, &v))
+				return EXIT_USAGE;
+			o->priority = (int)v;
+			break;
+		case OPT_MEMBERS:
+			if (!parse_num("members", optarg, 1, 1000000, &v))
+				return EXIT_USAGE;
+			o->members = (long)v;
+			break;
 		case OPT_DATABASE: o->dbname = optarg; break;
 		case OPT_JSON: o->json = true; break;
 		case OPT_DB: o->db = optarg; break;
@@ -230,9 +275,30 @@ int cmd_bench(int argc, char **argv)
 		return bench_worker(&o);
 	if (strcmp(sub, "batch") == 0)
 		return bench_batch(&o, &srv);
+	if (strcmp(sub, "fanout") == 0)
+		return bench_fanout(&o, &srv);
+	if (strcmp(sub, "latency-backlog") == 0) {
+		if (!o.backlog)
+			o.backlog = 50000;
+		if (!o.priority)
+			o.priority = -10;
+		if (!o.busy_us)
+			o.busy_us = 1000;
+		if ((rc = bench_scratch_db(o.dbname, &srv, &conn, &conninfo)) != EXIT_OK)
+			return rc;
+		rc = bench_latency(&o, conn, conninfo, &srv);
+		PQfinish(conn);
+		free(conninfo);
+		return rc;
+	}
+	if (o.backlog) {
+		cli_error("bench", "--backlog belongs to latency-backlog");
+		return EXIT_USAGE;
+	}
 	if (strcmp(sub, "enqueue") != 0 && strcmp(sub, "drain") != 0 &&
 	    strcmp(sub, "latency") != 0 && strcmp(sub, "all") != 0) {
-		cli_error("bench", "unknown measurement \"%s\" (enqueue, drain, batch, latency, all, worker)", sub);
+		cli_error("bench", "unknown measurement \"%s\" (enqueue, drain, batch, latency,"
+		          " latency-backlog, fanout, all, worker)", sub);
 		return EXIT_USAGE;
 	}
 	bool all = strcmp(sub, "all") == 0;

@@ -91,6 +91,49 @@ static void invalid_input_is_rejected_clearly(void **state)
 	rejected("SELECT lote.emit('00000000-0000-0000-0000-000000000000', 'E', '1', 'bad type!')", "invalid type");
 }
 
+/* lote.enqueue_many: one statement, ids in the order of the data, the
+ * options on every command, the same checks as lote.enqueue naming the
+ * element, and nothing written when one element is bad. */
+static void enqueue_many_inserts_all_or_nothing(void **state)
+{
+	(void)state;
+	const char *ids = tl_value(c, "SELECT lote.enqueue_many('SendEmail',"
+	                              " ARRAY['{\"to\":\"a\"}', '{\"to\":\"b\"}', '{\"to\":\"c\"}']::jsonb[],"
+	                              " 'aaaaaaaa-0000-0000-0000-000000000001',"
+	                              " '{\"queue\":\"mail\",\"priority\":-5,\"max_attempts\":7}')::text");
+	/* the ids, in data order, are those of a, b, c */
+	assert_string_equal(tl_value(c, "SELECT string_agg(data->>'to', '' ORDER BY ord)"
+	                                " FROM unnest('%s'::bigint[]) WITH ORDINALITY AS u(id, ord)"
+	                                " JOIN lote.commands c USING (id)", ids), "abc");
+	assert_string_equal(tl_value(c, "SELECT string_agg(DISTINCT concat_ws('|', institution_id, type, status,"
+	                                " queue, priority, max_attempts, run_at <= now()), ',')"
+	                                " FROM lote.commands"),
+	                    "aaaaaaaa-0000-0000-0000-000000000001|SendEmail|pending|mail|-5|7|t");
+	/* defaults: the nil institution, the type's policy */
+	tl_exec(c, "INSERT INTO lote.policies (kind, type, max_attempts) VALUES ('command', 'Pol', 9)"
+	           " ON CONFLICT (kind, type) DO UPDATE SET max_attempts = 9");
+	assert_string_equal(tl_value(c, "SELECT array_length(lote.enqueue_many('Pol', ARRAY['{}', '{}']::jsonb[]), 1)"), "2");
+	assert_string_equal(tl_value(c, "SELECT string_agg(DISTINCT concat_ws('|', institution_id, queue, priority, max_attempts), ',')"
+	                                " FROM lote.commands WHERE type = 'Pol'"),
+	                    "00000000-0000-0000-0000-000000000000|default|0|9");
+	assert_string_equal(tl_value(c, "SELECT lote.enqueue_many('T', '{}'::jsonb[])::text"), "{}");
+	tl_exec(c, "DELETE FROM lote.policies WHERE type = 'Pol'");
+	tl_exec(c, "TRUNCATE lote.commands");
+	/* one bad element fails the call, naming it; nothing is written */
+	rejected("SELECT lote.enqueue_many('T', ARRAY['{}', '[1]', '{}']::jsonb[])",
+	         "lote.enqueue_many: data[2]: data must be a JSON object, got array");
+	rejected("SELECT lote.enqueue_many('T', ARRAY['{}', NULL]::jsonb[])",
+	         "lote.enqueue_many: data[2]: data must be a JSON object, got NULL");
+	rejected("SELECT lote.enqueue_many('T', NULL)", "data must be an array of JSON objects, got NULL");
+	rejected("SELECT lote.enqueue_many('bad type', ARRAY['{}']::jsonb[])", "lote.enqueue_many: invalid type");
+	rejected("SELECT lote.enqueue_many('T', ARRAY['{}']::jsonb[], NULL, '{\"retries\":3}')",
+	         "unknown option \"retries\"");
+	tl_exec(c, "SET lote.max_payload_bytes = 100");
+	rejected("SELECT lote.enqueue_many('T', ARRAY['{}', jsonb_build_object('x', repeat('a', 200))])",
+	         "data[2]: data is");
+	tl_exec(c, "RESET lote.max_payload_bytes");
+}
+
 static void oversized_payload_is_rejected(void **state)
 {
 	(void)state;
@@ -197,6 +240,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(emit_records_an_event, setup, teardown),
 		cmocka_unit_test_setup_teardown(enqueue_applies_defaults_and_options, setup, teardown),
 		cmocka_unit_test_setup_teardown(invalid_input_is_rejected_clearly, setup, teardown),
+		cmocka_unit_test_setup_teardown(enqueue_many_inserts_all_or_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(oversized_payload_is_rejected, setup, teardown),
 		cmocka_unit_test_setup_teardown(event_exists_iff_transaction_commits, setup, teardown),
 		cmocka_unit_test_setup_teardown(notify_once_per_statement_not_per_row, setup, teardown),

@@ -139,7 +139,7 @@ int bench_reset_tables(PGconn *conn); /* empty hot tables, then settle */
 int bench_exec(PGconn *conn, const char *sql);
 int bench_exec_int(PGconn *conn, const char *sql, long n); /* one integer $1 */
 long bench_query_long(PGconn *conn, const char *sql);     /* -1 on error */
-/* n × lote.enqueue('noop', …) in one statement, n = $1 */
+/* lote.enqueue_many of $1 'noop' commands, one statement */
 extern const char bench_bulk_enqueue_sql[];
 
 /* ---- options and report */
@@ -175,6 +175,7 @@ int bench_drain(const struct bench_opts *o, PGconn *conn, const char *conninfo,
 int bench_batch(struct bench_opts *o, struct bench_server *srv);
 int bench_latency(const struct bench_opts *o, PGconn *conn, const char *conninfo,
                   const struct bench_server *srv);
+int bench_fanout(const struct bench_opts *o, struct bench_server *srv);
 int bench_worker(const struct bench_opts *o);
 
 #endif

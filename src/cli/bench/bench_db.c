@@ -10,8 +10,8 @@
 #include "db.h"
 
 const char bench_bulk_enqueue_sql[] =
-	"SELECT count(lote.enqueue('noop', jsonb_build_object('i', g)))"
-	" FROM generate_series(1, $1::int) g";
+	"SELECT cardinality(lote.enqueue_many('noop',"
+	" (SELECT array_agg(jsonb_build_object('i', g)) FROM generate_series(1, $1::int) g)))";
 
 /* conninfo with its database replaced by dbname, as a key='value' string
  * (malloc'd), or NULL when conninfo does not parse. */

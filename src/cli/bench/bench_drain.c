@@ -26,8 +26,12 @@ int bench_drain(const struct bench_opts *o, PGconn *conn, const char *conninfo,
 	long expect = as_batch ? n + 1 : n; /* the follow-up runs too */
 	int workers = o->workers ? o->workers : 2, batch = o->batch ? o->batch : bench_default_batch(), st;
 	struct bench_shared *sh = bench_shared_new(0);
-	char name[64], what[96], note[96];
+	char name[64], what[96], note[160];
 	double t0, t_handlers, t_done, cpu = 0, srv_cpu0, srv_cpu = -1;
+	/* Memory of the supervisor and its workers (PSS), read at a quarter,
+	 * half and three quarters of the drain: /proc is not free to scan. */
+	long pss_kb = -1, next_pss = expect / 4;
+	int pss_procs = 0;
 	bool complete = true;
 	pid_t pid = -1;
 	int rc = EXIT_FAIL;
@@ -60,6 +64,15 @@ int bench_drain(const struct bench_opts *o, PGconn *conn, const char *conninfo,
 		handled = atomic_load(&sh->handled);
 		if (handled >= expect)
 			break;
+		if (handled >= next_pss && next_pss < expect) {
+			int procs = 0;
+			long kb = bench_tree_pss_kb(pid, &procs);
+			if (kb > pss_kb) {
+				pss_kb = kb;
+				pss_procs = procs;
+			}
+			next_pss += expect / 4 > 0 ? expect / 4 : expect;
+		}
 		if (bench_engine_gone(pid, &st)) {
 			cli_error("bench", "drain: the engine exited (status %d) after %ld of %ld",
 			          st, handled, n);
@@ -121,6 +134,10 @@ int bench_drain(const struct bench_opts *o, PGconn *conn, const char *conninfo,
 			json_object_set_new(rec, "server_cpu_us_per_command",
 			                    json_real(bench_round3(srv_cpu * 1e6 / (double)counted)));
 		}
+		if (pss_kb >= 0) {
+			json_object_set_new(rec, "engine_pss_kb", json_integer(pss_kb));
+			json_object_set_new(rec, "engine_processes", json_integer(pss_procs));
+		}
 		json_object_set_new(rec, "engine_cpu_us_per_command",
 		                    json_real(bench_round3(cpu * 1e6 / (double)counted)));
 		bench_emit_json(rec, srv);
@@ -134,6 +151,11 @@ int bench_drain(const struct bench_opts *o, PGconn *conn, const char *conninfo,
 			         srv_cpu * 1e6 / (double)counted);
 		else
 			snprintf(note, sizeof(note), "engine CPU %.2f s", cpu);
+		if (pss_kb >= 0) {
+			size_t len = strlen(note);
+			snprintf(note + len, sizeof(note) - len, "; PSS %.1f MB (%d processes)",
+			         pss_kb / 1024.0, pss_procs);
+		}
 		bench_rate_row(o, srv, what, counted, t_done - t0, note);
 	}
 	rc = complete ? EXIT_OK : EXIT_FAIL;

@@ -59,10 +59,13 @@ static int64_t stamp_of(struct bench_shared *sh, int64_t id)
 	return 0;
 }
 
-static int enqueue_one(PGconn *conn, int64_t *ret_id)
+/* One 'lat' command in its own transaction, with options (a jsonb text,
+ * e.g. the priority); *ret_id gets its id. */
+static int enqueue_one(PGconn *conn, const char *options, int64_t *ret_id)
 {
-	PGresult *res = PQexecParams(conn, "SELECT lote.enqueue('lat', '{}')", 0, NULL, NULL,
-	                             NULL, NULL, 0);
+	const char *params[1] = { options };
+	PGresult *res = PQexecParams(conn, "SELECT lote.enqueue('lat', '{}', NULL, $1::jsonb)",
+	                             1, NULL, params, NULL, NULL, 0);
 	int rc = 0;
 	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
 		cli_error("bench", "enqueue: %s", PQresultErrorMessage(res));
@@ -74,6 +77,11 @@ static int enqueue_one(PGconn *conn, int64_t *ret_id)
 	return rc;
 }
 
+/* The backlog: n 'busy' commands queued ahead, each working busy_us. */
+static const char backlog_sql[] =
+	"SELECT count(lote.enqueue('busy', jsonb_build_object('i', g)))"
+	" FROM generate_series(1, $1::int) g";
+
 static void latency_row(const char *what, const json_t *s)
 {
 	printf("    %-14s p50 %7.3f   p95 %7.3f   p99 %7.3f   max %8.3f   (%lld samples)\n", what,
@@ -82,8 +90,11 @@ static void latency_row(const char *what, const json_t *s)
 	       (long long)json_integer_value(json_object_get(s, "n")));
 }
 
+/* Without o->backlog: `lote bench latency`. With it: `lote bench
+ * latency-backlog`, the same samples enqueued with o->priority while the
+ * workers are busy with o->backlog commands queued ahead of them. */
 int bench_latency(const struct bench_opts *o, PGconn *conn, const char *conninfo,
-                         const struct bench_server *srv)
+                  const struct bench_server *srv)
 {
 	long total = (long)bench_round_pos(o->rate * o->seconds), got;
 	int workers = o->workers ? o->workers : 2, batch = o->batch ? o->batch : bench_default_batch();
@@ -93,10 +104,13 @@ int bench_latency(const struct bench_opts *o, PGconn *conn, const char *conninfo
 	int64_t *acked = calloc((size_t)total + 1, sizeof(int64_t));
 	double *from_commit = calloc((size_t)total + 1, sizeof(double));
 	double *from_call = calloc((size_t)total + 1, sizeof(double));
-	char name[64], *now_ts = NULL;
+	char name[64], *now_ts = NULL, options[48];
 	lote_error err = { 0 };
 	pid_t pid = -1;
+	long backlog_left = -1;
 	int rc = EXIT_FAIL;
+
+	snprintf(options, sizeof(options), "{\"priority\": %d}", o->backlog ? o->priority : 0);
 
 	if (total < 1 || total > MAX_LATENCY_SAMPLES) {
 		cli_error("bench", "latency: rate x seconds must give 1 to %d samples", MAX_LATENCY_SAMPLES);
@@ -108,20 +122,27 @@ int bench_latency(const struct bench_opts *o, PGconn *conn, const char *conninfo
 		cli_error("bench", "out of memory");
 		goto out;
 	}
-	if (bench_reset_tables(conn) < 0 ||
+	if (bench_reset_tables(conn) < 0)
+		goto out;
+	for (long i = 0; i < o->backlog; i += PREFILL_CHUNK)
+		if (bench_exec_int(conn, backlog_sql,
+		                   o->backlog - i < PREFILL_CHUNK ? o->backlog - i : PREFILL_CHUNK) < 0)
+			goto out;
+	sh->busy_us = o->busy_us;
+	if ((o->backlog && bench_settle(conn) < 0) ||
 	    lote__db_value(conn, "SELECT now()", 0, NULL, &now_ts, &err) < 0)
 		goto out;
 	snprintf(name, sizeof(name), "lote-bench-%d", (int)getpid());
 	struct bench_engine_spec sp = { .conninfo = conninfo, .name = name, .types = "lat",
 	                          .workers = workers, .batch = batch, .fn = bench_stamp_handler,
-	                          .sh = sh };
+	                          .more = { { "busy", bench_busy_handler, false } }, .sh = sh };
 	pid = bench_engine_start(&sp);
 	if (pid < 0 || bench_wait_listening(conn, name, now_ts, workers, pid) < 0)
 		goto out;
 	for (int i = 0; i < WARMUP_LATENCY; i++) {
 		int64_t id = 0;
 		double deadline = bench_mono_s() + 30;
-		if (enqueue_one(conn, &id) < 0)
+		if (enqueue_one(conn, options, &id) < 0)
 			goto out;
 		while (stamp_of(sh, id) == 0) {
 			if (bench_mono_s() > deadline) {
@@ -140,7 +161,7 @@ int bench_latency(const struct bench_opts *o, PGconn *conn, const char *conninfo
 			while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
 				;
 			sent[i] = bench_clock_ns(CLOCK_REALTIME);
-			if (enqueue_one(conn, &ids[i]) < 0)
+			if (enqueue_one(conn, options, &ids[i]) < 0)
 				goto out;
 			acked[i] = bench_clock_ns(CLOCK_REALTIME);
 		}
@@ -151,6 +172,16 @@ int bench_latency(const struct bench_opts *o, PGconn *conn, const char *conninfo
 		long want = WARMUP_LATENCY + total;
 		while (atomic_load(&sh->nstamps) < want && bench_mono_s() < deadline)
 			bench_sleep_ms(5);
+	}
+	/* Busy to the end, or the figure is not one under a backlog. */
+	if (o->backlog) {
+		backlog_left = bench_query_long(conn, "SELECT count(*) FROM lote.commands"
+		                                      " WHERE type = 'busy' AND status = 'pending'");
+		if (backlog_left <= 0) {
+			cli_error("bench", "latency-backlog: the backlog ran out before the last sample"
+			          " (raise --backlog or --busy-us)");
+			goto out;
+		}
 	}
 	bench_engine_stop(pid, NULL);
 	pid = -1;
@@ -178,15 +209,27 @@ int bench_latency(const struct bench_opts *o, PGconn *conn, const char *conninfo
 		double p95 = json_real_value(json_object_get(commit_stats, "p95"));
 		double p99 = json_real_value(json_object_get(commit_stats, "p99"));
 		json_t *rec = json_pack("{s:s, s:s, s:s, s:i, s:i, s:f, s:f, s:f, s:f, s:f, s:o, s:o}",
-		                        "peer", "lote", "bench", "latency", "config", config,
+		                        "peer", "lote", "bench", o->backlog ? "latency-backlog" : "latency",
+		                        "config", config,
 		                        "workers", workers, "batch", batch, "rate", o->rate,
 		                        "seconds", o->seconds, "p50_ms", p50, "p95_ms", p95,
 		                        "p99_ms", p99, "commit_to_start_ms", commit_stats,
 		                        "enqueue_call_to_start_ms", call_stats);
+		if (o->backlog) {
+			json_object_set_new(rec, "backlog", json_integer(o->backlog));
+			json_object_set_new(rec, "busy_us", json_integer(o->busy_us));
+			json_object_set_new(rec, "priority", json_integer(o->priority));
+			json_object_set_new(rec, "backlog_left", json_integer(backlog_left));
+		}
 		bench_emit_json(rec, srv);
 	} else {
 		bench_header_once(o, srv);
-		printf("  latency, %g/s for %g s, %s (ms):\n", o->rate, o->seconds, config);
+		printf("  latency, %g/s for %g s, %s (ms)", o->rate, o->seconds, config);
+		if (o->backlog)
+			printf(", priority %d behind a backlog of %ld commands of %ld us"
+			       " (%ld still queued at the end)", o->priority, o->backlog, o->busy_us,
+			       backlog_left);
+		printf(":\n");
 		latency_row("commit->start", commit_stats);
 		latency_row("call->start", call_stats);
 		json_decref(commit_stats);
