@@ -57,7 +57,7 @@ chaos:
 bench:
 	@tools/deps.sh bench
 	@$(MAKE) --no-print-directory build
-	bench/run.sh
+	bench/compare.sh
 
 clean:
 	rm -rf $(BUILD) $(ASAN)

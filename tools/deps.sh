@@ -14,11 +14,14 @@ server=(postgresql-15 python3-aiosmtpd)
 # graphviz renders docs/diagrams/*.dot (make diagrams); the diagrams name
 # DejaVu Sans, so a given graphviz draws them the same on every machine
 diagrams=(graphviz fonts-dejavu-core)
+# gnuplot-nox draws the benchmark chart (bench/chart.gp); time gives
+# /usr/bin/time, the CPU figures of bench/cost.sh
+bench=(gnuplot-nox fonts-dejavu-core time)
 case $goal in
 	build) want=("${build[@]}") ;;
 	run)   want=("${build[@]}" "${server[@]}") ;;
 	test)  want=("${build[@]}" "${server[@]}" libasan8 libubsan1 chromium) ;;
-	bench) want=("${build[@]}" "${server[@]}") ;;
+	bench) want=("${build[@]}" "${server[@]}" "${bench[@]}") ;;
 	diagrams) want=("${diagrams[@]}") ;;
 	*) echo "deps.sh: unknown goal $goal (build|run|test|bench|diagrams)" >&2; exit 2 ;;
 esac
