@@ -172,19 +172,30 @@ static void command_runs_and_succeeds(void **state)
 static void failing_handler_leaves_no_writes(void **state)
 {
 	PGconn *c = fresh("engine_fail");
-	pid_t e = start_engine(NULL);
+	/* one worker: its first claim takes the first 10 rows (claimsize.h) */
+	struct engine_cfg cfg = { .workers = 1 };
+	pid_t e = start_engine(&cfg);
 	(void)state;
-	/* Ten good rows around one bad one share a transaction: only the bad
-	 * row's write goes. */
-	tl_exec(c, "SELECT lote.enqueue('Record') FROM generate_series(1, 5)");
+	/* Nine good rows around one bad one share a transaction: only the bad
+	 * row's write goes, the others' commit. */
+	tl_exec(c, "BEGIN");
+	long long first = tl_int(c, "SELECT min(lote.enqueue('Record')) FROM generate_series(1, 5)");
 	long long bad = tl_int(c, "SELECT lote.enqueue('WriteThenFail', '{}', NULL, '{\"max_attempts\":1}')");
 	tl_exec(c, "SELECT lote.enqueue('Record') FROM generate_series(1, 5)");
+	tl_exec(c, "COMMIT");
 	assert_true(tl_wait(c, 10000, "SELECT count(*) = 11 FROM lote.commands WHERE status IN ('success', 'error')"));
 	assert_string_equal(tl_value(c, "SELECT status FROM lote.commands WHERE id = %lld", bad), "error");
 	assert_string_equal(tl_value(c, "SELECT error FROM lote.commands WHERE id = %lld", bad), "boom on attempt 1");
 	assert_int_equal(tl_int(c, "SELECT count(*) FROM runs WHERE id = %lld", bad), 0);
 	assert_int_equal(tl_int(c, "SELECT count(*) FROM runs"), 10);
 	assert_int_equal(tl_int(c, "SELECT count(*) FROM lote.commands WHERE status = 'success'"), 10);
+	/* the bad row's group: it and the nine good rows of its claim ran in
+	 * one transaction (one tx for their nine writes), so the failure was
+	 * rolled back to its savepoint, not the transaction */
+	assert_int_equal(tl_int(c, "SELECT count(*) FROM runs WHERE id < %lld + 10", first), 9);
+	assert_int_equal(tl_int(c, "SELECT count(DISTINCT tx) FROM runs WHERE id < %lld + 10", first), 1);
+	/* and run once each: one attempt, no retry of the good ones */
+	assert_int_equal(tl_int(c, "SELECT count(*) FROM lote.commands WHERE attempt <> 1"), 0);
 	assert_int_equal(tl_stop(e, SIGTERM, 15000), 0);
 	PQfinish(c);
 }

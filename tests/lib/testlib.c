@@ -438,8 +438,10 @@ int tl_record_run(lote_ctx *ctx)
 
 void tl_runs_table(PGconn *conn)
 {
+	/* tx: the top-level transaction of the write, to see which rows
+	 * shared one */
 	tl_exec(conn, "CREATE TABLE runs (kind text, id bigint, attempt int, pid int,"
-	              " at timestamptz DEFAULT clock_timestamp())");
+	              " at timestamptz DEFAULT clock_timestamp(), tx bigint DEFAULT txid_current())");
 }
 
 PGconn *tl_fresh_runs(const char *name, char **db)
