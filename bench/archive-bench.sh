@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Archive at scale: drain rate of DRAIN (20 000) new commands with the
+# Archive at scale: drain rate of DRAIN (100 000) new commands with the
 # archive empty and with N (default 10 000 000) archived commands, and the
 # latency of the dashboard's list queries (the SQL src/lib/api.c sends for
 # GET /api/v1/commands, over lote.commands_all) per filter, at both sizes.
@@ -18,6 +18,8 @@
 # migration declared them (same end state, a bulk build is faster) and
 # runs VACUUM ANALYZE. Needs build/lote, psql and bc.
 #
+# DRAIN_ONLY=1 skips the query latencies (generation and drains only).
+#
 # Output: drain rates (empty archive, then interleaved with a twin
 # database whose archive is empty: DRAINS each, medians and their ratio);
 # per query, p50, p95 and max over REPS runs (a random parameter per run),
@@ -27,7 +29,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-10000000}
-DRAIN=${DRAIN:-20000}
+DRAIN=${DRAIN:-100000}
 DRAINS=${DRAINS:-5}
 REPS=${REPS:-100}
 STEP=${STEP:-1000000}
@@ -46,7 +48,8 @@ drain_once() { # [DB] prints commands/s for DRAIN new no-op commands, workers al
 	local db=${1:-$db} out=$tmp/worker.out t0 t1 pid n
 	q "VACUUM ANALYZE lote.commands" ; q "CHECKPOINT" 2>/dev/null || true
 	: > "$out"
-	$lote bench worker --db "$db" --types noop --concurrency 2 --batch 100 > "$out" 2>"$tmp/worker.err" & pid=$!
+	# the engine's defaults: 2 workers, claims sized by the workers
+	$lote bench worker --db "$db" --types noop --concurrency 2 > "$out" 2>"$tmp/worker.err" & pid=$!
 	until grep -q '^READY' "$out"; do sleep 0.02; kill -0 $pid 2>/dev/null || { cat "$tmp/worker.err" >&2; exit 1; }; done
 	t0=$(now_s)
 	q "INSERT INTO lote.commands (institution_id, type) SELECT '00000000-0000-0000-0000-000000000000', 'noop' FROM generate_series(1, $DRAIN)"
@@ -75,8 +78,10 @@ drains_side_by_side() {
 	psql "$admin" -qX -c "DROP DATABASE IF EXISTS lote_archive_bench_empty" -c "CREATE DATABASE lote_archive_bench_empty"
 	LOTE_DATABASE_URL=$empty $lote migrate >/dev/null
 	psql "$empty" -qAtX -c "UPDATE lote.schedules SET enabled = false"
-	echo "-- queries, archive empty (the twin)"
-	db=$empty queries
+	if [ "${DRAIN_ONLY:-0}" != 1 ]; then
+		echo "-- queries, archive empty (the twin)"
+		db=$empty queries
+	fi
 	echo "-- drains"
 	drain_once "$empty" >/dev/null; drain_once >/dev/null
 	for i in $(seq 1 "$DRAINS"); do
@@ -290,16 +295,20 @@ else
 	psql "$admin" -qX -c "DROP DATABASE IF EXISTS lote_archive_bench" -c "CREATE DATABASE lote_archive_bench"
 	LOTE_DATABASE_URL=$db $lote migrate >/dev/null
 	q "UPDATE lote.schedules SET enabled = false"   # no archive routine during the drain
-	echo "== archive empty"
-	drains
-	queries
+	if [ "${DRAIN_ONLY:-0}" != 1 ]; then
+		echo "== archive empty"
+		drains
+		queries
+	fi
 	echo "== generating $N archived commands"
 	generate
 fi
 LOTE_DATABASE_URL=$db $lote stats | sed 's/^/  /'
 echo "  leaves: $(q "SELECT count(*) FROM lote.archive_partitions WHERE archive = 'commands' AND status IS NOT NULL")"
 
-echo "== archive with $N rows"
-queries
+if [ "${DRAIN_ONLY:-0}" != 1 ]; then
+	echo "== archive with $N rows"
+	queries
+fi
 echo "== drain side by side"
 drains_side_by_side
