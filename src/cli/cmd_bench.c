@@ -11,7 +11,7 @@
 
 static const char usage[] =
 	"NAME\n"
-	"    lote bench - measure enqueue, drain and latency\n"
+	"    lote bench - measure enqueue, drain, latency, batches and fan-out\n"
 	"\n"
 	"SYNOPSIS\n"
 	"    lote bench enqueue [--n N] [COMMON]\n"
@@ -254,7 +254,8 @@ static int parse_opts(int argc, char **argv, struct bench_opts *o)
 int cmd_bench(int argc, char **argv)
 {
 	struct bench_opts o = { .rate = 20, .seconds = 10, .max_seconds = 300, .dbname = "lote_bench",
-	                  .handler = "noop", .types = "noop,lat" };
+	                        .handler = "noop", .types = "noop,lat",
+	                        .busy_us = 1000, .priority = -10 /* latency-backlog */ };
 	struct bench_server srv = { 0 };
 	const char *sub;
 	char *conninfo = NULL;
@@ -280,10 +281,6 @@ int cmd_bench(int argc, char **argv)
 	if (strcmp(sub, "latency-backlog") == 0) {
 		if (!o.backlog)
 			o.backlog = 50000;
-		if (!o.priority)
-			o.priority = -10;
-		if (!o.busy_us)
-			o.busy_us = 1000;
 		if ((rc = bench_scratch_db(o.dbname, &srv, &conn, &conninfo)) != EXIT_OK)
 			return rc;
 		rc = bench_latency(&o, conn, conninfo, &srv);
