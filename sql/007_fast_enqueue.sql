@@ -111,10 +111,22 @@ BEGIN
 END
 $$;
 
+-- data, checked: raises lote.check_payload's error for a bad payload (fn
+-- names the caller and element), else returns it. For set-based callers:
+-- the check happens inside their one statement, no pass of its own.
+CREATE FUNCTION lote.checked_payload(fn text, data jsonb) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+	PERFORM lote.check_payload(fn, data);
+	RETURN data;
+END
+$$;
+
 -- Enqueues one command of `type` per element of data, with the same
 -- options, in the caller's transaction, as one statement (one NOTIFY).
 -- Returns their ids in the order of data. Checked like lote.enqueue; an
--- element that fails a check fails the whole call, naming its index.
+-- element that fails a check fails the whole call, naming its index (the
+-- first bad one: the statement reads data in order and stops there).
 CREATE FUNCTION lote.enqueue_many(type text, data jsonb[], institution_id uuid DEFAULT NULL,
                                   options jsonb DEFAULT '{}')
 RETURNS bigint[]
@@ -123,11 +135,19 @@ DECLARE
 	lim integer := coalesce(nullif(current_setting('lote.max_payload_bytes', true), '')::integer,
 	                        1048576);
 	o jsonb := coalesce(options, '{}');
+	-- what every command of the call shares, computed once
+	inst uuid := coalesce(enqueue_many.institution_id, '00000000-0000-0000-0000-000000000000');
+	q text;
+	prio smallint;
 	attempts integer;
-	bad record;
+	due timestamptz;
+	ev bigint := nullif(nullif(current_setting('lote.event_id', true), ''), '0')::bigint;
+	parent bigint := nullif(nullif(current_setting('lote.command_id', true), ''), '0')::bigint;
 	ids bigint[];
 BEGIN
-	PERFORM lote.check_type('lote.enqueue_many', type);
+	IF type IS NULL OR type !~ '^[A-Za-z_][A-Za-z0-9_.:-]{0,199}$' THEN
+		PERFORM lote.check_type('lote.enqueue_many', type);
+	END IF;
 	IF o <> '{}'::jsonb THEN
 		PERFORM lote.check_options('lote.enqueue_many', o);
 	END IF;
@@ -135,28 +155,22 @@ BEGIN
 		RAISE EXCEPTION 'lote.enqueue_many: data must be an array of JSON objects, got NULL'
 			USING ERRCODE = '22023';
 	END IF;
-	SELECT i, d INTO bad FROM unnest(data) WITH ORDINALITY AS u(d, i)
-	WHERE d IS NULL OR jsonb_typeof(d) <> 'object' OR octet_length(d::text) > lim
-	ORDER BY i LIMIT 1;
-	IF FOUND THEN
-		PERFORM lote.check_payload(format('lote.enqueue_many: data[%s]', bad.i), bad.d);
-	END IF;
+	q := coalesce(o->>'queue', 'default');
+	prio := coalesce((o->>'priority')::smallint, 0);
 	attempts := coalesce((o->>'max_attempts')::integer,
 	                     (SELECT p.max_attempts FROM lote.policies p
 	                      WHERE p.kind = 'command' AND p.type = enqueue_many.type), 3);
+	due := CASE WHEN o ? 'run_at' THEN (o->>'run_at')::timestamptz
+	            WHEN o ? 'delay_ms' THEN now() + (o->>'delay_ms')::numeric * interval '1 millisecond'
+	            ELSE now() END;
 	WITH ins AS (
 		INSERT INTO lote.commands (institution_id, type, data, status, queue, priority,
 		                           max_attempts, retry, run_at, event_id, parent_id)
-		SELECT coalesce(enqueue_many.institution_id, '00000000-0000-0000-0000-000000000000'),
-		       enqueue_many.type, d, 'pending',
-		       coalesce(o->>'queue', 'default'),
-		       coalesce((o->>'priority')::smallint, 0),
-		       attempts, o->'retry',
-		       CASE WHEN o ? 'run_at' THEN (o->>'run_at')::timestamptz
-		            WHEN o ? 'delay_ms' THEN now() + (o->>'delay_ms')::numeric * interval '1 millisecond'
-		            ELSE now() END,
-		       nullif(nullif(current_setting('lote.event_id', true), ''), '0')::bigint,
-		       nullif(nullif(current_setting('lote.command_id', true), ''), '0')::bigint
+		SELECT inst, enqueue_many.type,
+		       CASE WHEN d IS NULL OR jsonb_typeof(d) <> 'object' OR octet_length(d::text) > lim
+		            THEN lote.checked_payload(format('lote.enqueue_many: data[%s]', i), d)
+		            ELSE d END,
+		       'pending', q, prio, attempts, o->'retry', due, ev, parent
 		FROM unnest(data) WITH ORDINALITY AS u(d, i)
 		ORDER BY i
 		RETURNING id)
