@@ -79,8 +79,8 @@ static int enqueue_one(PGconn *conn, const char *options, int64_t *ret_id)
 
 /* The backlog: n 'busy' commands queued ahead, each working busy_us. */
 static const char backlog_sql[] =
-	"SELECT count(lote.enqueue('busy', jsonb_build_object('i', g)))"
-	" FROM generate_series(1, $1::int) g";
+	"SELECT cardinality(lote.enqueue_many('busy',"
+	" (SELECT array_agg(jsonb_build_object('i', g)) FROM generate_series(1, $1::int) g)))";
 
 static void latency_row(const char *what, const json_t *s)
 {
