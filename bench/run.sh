@@ -53,7 +53,8 @@
 # Bounded: every step has a timeout (400 s; drains stop at 300 s); the full
 # run takes about 15-25 min on the 2-core box (longer when the host is busy),
 # --quick (1 rep, smaller N, shorter windows) about 3-8 min. Not part of the
-# test suite. LOTE=path benchmarks another lote binary.
+# test suite. LOTE=path benchmarks another lote binary; PEERS_DIR=path
+# names the peers' harness (default ../shared/peers beside the repository).
 # Needs: postgresql-15, nodejs/npm, gnuplot, /usr/bin/time, python3
 # (tools/deps.sh bench), build/lote; root or the postgres user (the
 # cluster runs as postgres; cost.sh reads its processes in /proc).
@@ -61,8 +62,9 @@ set -uo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
-peers_src=$(cd "$repo/../shared/peers" 2>/dev/null && pwd) || {
-	echo "bench/run.sh: ../shared/peers not found beside the repository" >&2; exit 2; }
+# PEERS_DIR: the peers' harness when the clone does not sit beside shared/
+peers_src=$(cd "${PEERS_DIR:-$repo/../shared/peers}" 2>/dev/null && pwd) || {
+	echo "bench/run.sh: the peers' harness is not at ${PEERS_DIR:-../shared/peers beside the repository} (set PEERS_DIR)" >&2; exit 2; }
 lote=${LOTE:-$repo/build/lote}
 reps=3 quick=0 keep=0 write=0 publish_dir=''
 out="$here/results/$(date -u +%Y%m%d-%H%M%S)"
