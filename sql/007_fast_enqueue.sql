@@ -16,8 +16,7 @@ RETURNS bigint
 LANGUAGE plpgsql AS $$
 DECLARE
 	new_id bigint;
-	lim integer := coalesce(nullif(current_setting('lote.max_payload_bytes', true), '')::integer,
-	                        1048576);
+	lim integer := lote.max_payload_bytes();
 	o jsonb := coalesce(options, '{}');
 BEGIN
 	IF type IS NULL OR type !~ '^[A-Za-z_][A-Za-z0-9_.:-]{0,199}$' THEN
@@ -57,8 +56,7 @@ LANGUAGE plpgsql AS $$
 DECLARE
 	n integer;
 	bad record;
-	lim integer := coalesce(nullif(current_setting('lote.max_payload_bytes', true), '')::integer,
-	                        1048576);
+	lim integer := lote.max_payload_bytes();
 BEGIN
 	IF items IS NULL OR jsonb_typeof(items) <> 'array' THEN
 		RAISE EXCEPTION '%: commands must be a JSON array of {"type": …, "data": …} objects, got %',
@@ -132,8 +130,7 @@ CREATE FUNCTION lote.enqueue_many(type text, data jsonb[], institution_id uuid D
 RETURNS bigint[]
 LANGUAGE plpgsql AS $$
 DECLARE
-	lim integer := coalesce(nullif(current_setting('lote.max_payload_bytes', true), '')::integer,
-	                        1048576);
+	lim integer := lote.max_payload_bytes();
 	o jsonb := coalesce(options, '{}');
 	-- what every command of the call shares, computed once
 	inst uuid := coalesce(enqueue_many.institution_id, '00000000-0000-0000-0000-000000000000');
@@ -185,8 +182,7 @@ RETURNS bigint
 LANGUAGE plpgsql AS $$
 DECLARE
 	new_id bigint;
-	lim integer := coalesce(nullif(current_setting('lote.max_payload_bytes', true), '')::integer,
-	                        1048576);
+	lim integer := lote.max_payload_bytes();
 BEGIN
 	IF institution_id IS NULL THEN
 		RAISE EXCEPTION 'lote.emit: institution_id must not be NULL (use the nil UUID 00000000-0000-0000-0000-000000000000 for system events)'
