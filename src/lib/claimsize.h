@@ -2,10 +2,11 @@
  *
  * A claim costs one round trip, two commits and a scan of the queue
  * index's head (whose dead entries pile up between vacuums), shared by the
- * claimed rows: with no-op handlers 2 workers drained 35k commands/s at 100
- * rows per claim and 55-60k/s at 1000 (lote bench drain, 2 cores). But the rows of one claim wait for each
- * other, another worker cannot take them, and a new high-priority row waits
- * for a worker to finish its group. So each worker aims for groups that
+ * claimed rows: with no-op handlers 2 workers drained 35k commands/s at
+ * 100 rows per claim and 55-60k/s at 1000 (lote bench drain, 2 cores).
+ * But the rows of one claim wait for each other, another worker cannot
+ * take them, and a new high-priority row waits for a worker to finish its
+ * group. So each worker aims for groups that
  * take about LOTE__CLAIM_TARGET_US from claim to completion: it starts at
  * LOTE__CLAIM_START rows, at most doubles from one full claim to the next,
  * shrinks at once, and never asks for more than the `batch` option.
