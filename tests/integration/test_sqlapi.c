@@ -186,18 +186,24 @@ static int drain_notifies(PGconn *conn)
 	return n;
 }
 
-static void notify_once_per_statement_not_per_row(void **state)
+/* Wake-ups: one NOTIFY per call (or, for events, per statement), only for
+ * work claimable now, only after commit. */
+static void notify_once_per_call_not_per_row(void **state)
 {
 	PGconn *listener = tl_connect(db);
+	long long done;
 	(void)state;
 	/* NOTIFY dedups equal payloads within a transaction, so counting
 	 * notifications cannot tell per-row from per-statement triggers: the
-	 * catalogue can (tgtype bit 0 set = FOR EACH ROW). */
+	 * catalogue can (tgtype bit 0 set = FOR EACH ROW). Commands have no
+	 * INSERT trigger since migration 009: their functions notify. */
 	assert_int_equal(tl_int(c, "SELECT count(*) FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid"
-	                           " WHERE t.tgrelid IN ('lote.commands'::regclass, 'lote.events'::regclass)"
-	                           " AND p.proname LIKE 'notify%%' AND t.tgtype & 1 = 0"), 2);
+	                           " WHERE t.tgrelid = 'lote.commands'::regclass AND p.proname LIKE 'notify%%'"), 0);
 	assert_int_equal(tl_int(c, "SELECT count(*) FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid"
-	                           " WHERE t.tgrelid IN ('lote.commands'::regclass, 'lote.events'::regclass)"
+	                           " WHERE t.tgrelid = 'lote.events'::regclass"
+	                           " AND p.proname LIKE 'notify%%' AND t.tgtype & 1 = 0"), 1);
+	assert_int_equal(tl_int(c, "SELECT count(*) FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid"
+	                           " WHERE t.tgrelid = 'lote.events'::regclass"
 	                           " AND p.proname LIKE 'notify%%' AND t.tgtype & 1 = 1"), 0);
 	tl_exec(listener, "LISTEN lote_wakeup");
 	/* 1000 rows in one statement: one notification */
@@ -206,16 +212,36 @@ static void notify_once_per_statement_not_per_row(void **state)
 	assert_int_equal(drain_notifies(listener), 1);
 	/* delayed work wakes nobody: the daemon finds it by run_at */
 	tl_exec(c, "SELECT lote.enqueue('T', '{}', NULL, '{\"delay_ms\":60000}')");
+	tl_exec(c, "SELECT lote.enqueue_many('T', ARRAY['{}'::jsonb, '{}'], NULL, '{\"delay_ms\":60000}')");
+	tl_exec(c, "SELECT lote.batch('B', '[{\"type\": \"T\", \"delay_ms\": 60000}]')");
+	/* nor does an empty enqueue_many, nor a follow-up left awaiting */
+	tl_exec(c, "SELECT lote.enqueue_many('T', '{}')");
+	tl_exec(c, "SELECT lote.insert_command('test', 'T', '{}', NULL, '{}', 'awaiting', NULL)");
 	tl_exec(listener, "SELECT 1");
 	assert_int_equal(drain_notifies(listener), 0);
+	/* each path that inserts claimable commands wakes, once */
+	tl_exec(c, "SELECT lote.enqueue_many('T', ARRAY['{}'::jsonb, '{}', '{}'])");
+	tl_exec(listener, "SELECT 1");
+	assert_int_equal(drain_notifies(listener), 1);
+	tl_exec(c, "SELECT lote.batch('B', '[{\"type\": \"T\"}, {\"type\": \"T\"}]', '{\"type\": \"N\"}')");
+	tl_exec(listener, "SELECT 1");
+	assert_int_equal(drain_notifies(listener), 1);
+	tl_exec(c, "UPDATE lote.commands SET status = 'error', finished_at = now() WHERE type = 'T'"
+	           " AND id = (SELECT min(id) FROM lote.commands WHERE type = 'T' AND batch_id IS NULL)");
+	done = tl_int(c, "SELECT min(id) FROM lote.commands WHERE status = 'error'");
+	tl_exec(c, "SELECT lote.reprocess(%lld)", done);
+	tl_exec(listener, "SELECT 1");
+	assert_int_equal(drain_notifies(listener), 1);
 	/* nothing before commit, one after */
 	tl_exec(c, "BEGIN");
+	tl_exec(c, "SELECT lote.enqueue('T')");
 	tl_exec(c, "SELECT lote.emit('00000000-0000-0000-0000-000000000000', 'E', '1', 'T')");
 	tl_exec(listener, "SELECT 1");
 	assert_int_equal(drain_notifies(listener), 0);
 	tl_exec(c, "COMMIT");
 	tl_exec(listener, "SELECT 1");
-	assert_int_equal(drain_notifies(listener), 1);
+	/* two payloads: 'c' for the command, 'e' for the event */
+	assert_int_equal(drain_notifies(listener), 2);
 	PQfinish(listener);
 }
 
@@ -243,7 +269,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(enqueue_many_inserts_all_or_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(oversized_payload_is_rejected, setup, teardown),
 		cmocka_unit_test_setup_teardown(event_exists_iff_transaction_commits, setup, teardown),
-		cmocka_unit_test_setup_teardown(notify_once_per_statement_not_per_row, setup, teardown),
+		cmocka_unit_test_setup_teardown(notify_once_per_call_not_per_row, setup, teardown),
 		cmocka_unit_test_setup_teardown(unhandled_view_reports_waiting_types, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
