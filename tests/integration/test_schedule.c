@@ -28,10 +28,16 @@ static void once_per_tick_with_three_daemons(void **state)
 	/* the built-in archive is due at once (not at the next minute) */
 	tl_exec(c, "UPDATE lote.schedules SET next_run_at = now() WHERE name = 'lote.archive'");
 	for (int round = 0; round < 3; round++) {
+		/* One transaction: from round 1 on the daemons are running, and
+		 * one that ticked between a committed rewind and the DELETE had
+		 * its 31 commands deleted under the count below. A tick skips
+		 * the locked schedule row until COMMIT, then sees all three. */
+		tl_exec(c, "BEGIN");
+		tl_exec(c, "DELETE FROM lote.commands WHERE type = 'Tick'");
 		rewind_schedule(c, "tick", 30);
 		tl_exec(c, "CREATE TABLE IF NOT EXISTS t0 AS SELECT 0 AS x");
 		tl_exec(c, "DROP TABLE t0; CREATE TABLE t0 AS SELECT next_run_at AS t FROM lote.schedules WHERE name = 'tick'");
-		tl_exec(c, "DELETE FROM lote.commands WHERE type = 'Tick'");
+		tl_exec(c, "COMMIT");
 		if (round == 0)
 			for (int i = 0; i < 3; i++) {
 				char name[32];
