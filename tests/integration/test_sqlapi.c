@@ -85,6 +85,14 @@ static void invalid_input_is_rejected_clearly(void **state)
 	rejected("SELECT lote.enqueue('', '{}')", "invalid type");
 	rejected("SELECT lote.enqueue(NULL, '{}')", "invalid type NULL");
 	rejected("SELECT lote.enqueue('has space', '{}')", "invalid type");
+	/* the rule's edges: 1 to 200 ASCII characters, the first a letter or "_" */
+	rejected("SELECT lote.enqueue('1st', '{}')", "invalid type");
+	rejected("SELECT lote.enqueue('caf\u00e9', '{}')", "invalid type");
+	rejected("SELECT lote.enqueue('a' || repeat('b', 200), '{}')", "invalid type");
+	rejected("SELECT lote.batch('B', jsonb_build_array(jsonb_build_object('type', 'a' || repeat('b', 200))))",
+	         "command 1: invalid type");
+	assert_true(tl_int(c, "SELECT lote.enqueue('_' || repeat('b', 199), '{}')") > 0);
+	assert_true(tl_int(c, "SELECT lote.enqueue('A.b:c-d_9', '{}')") > 0);
 	rejected("SELECT lote.emit(NULL, 'E', '1', 'T')", "institution_id must not be NULL");
 	rejected("SELECT lote.emit('00000000-0000-0000-0000-000000000000', '', '1', 'T')", "entity_type and entity_id must be non-empty");
 	rejected("SELECT lote.emit('00000000-0000-0000-0000-000000000000', 'E', '1', 'T', '[]')", "data must be a JSON object");
