@@ -253,6 +253,41 @@ static void notify_once_per_call_not_per_row(void **state)
 	PQfinish(listener);
 }
 
+/* The kept counters of finished work (lote.stats_all): a row counts once
+ * when it reaches success, error or cancelled from another status, by any
+ * statement; a finished row written again without a new status does not. */
+static long long finished(const char *type, const char *status)
+{
+	return tl_int(c, "SELECT coalesce(sum(n), 0) FROM lote.stats_all WHERE kind = 'command'"
+	                 " AND type = '%s' AND status = '%s'", type, status);
+}
+
+static void finished_work_counts_once_per_transition(void **state)
+{
+	(void)state;
+	tl_exec(c, "SELECT lote.enqueue('S', jsonb_build_object('i', i)) FROM generate_series(1, 5) i");
+	tl_exec(c, "UPDATE lote.commands SET status = 'processing' WHERE type = 'S'");
+	assert_int_equal(finished("S", "processing"), 0);
+	/* a completion: no old row finished (the trigger's shortcut) */
+	tl_exec(c, "UPDATE lote.commands SET status = CASE WHEN data->>'i' = '5' THEN 'error' ELSE 'success' END"
+	           " WHERE type = 'S' AND data->>'i' <> '4'");
+	assert_int_equal(finished("S", "success"), 3);
+	assert_int_equal(finished("S", "error"), 1);
+	/* finished rows written again, status unchanged, beside a row that
+	 * does finish: only that one counts (the joined path) */
+	tl_exec(c, "UPDATE lote.commands SET status = 'success', error = NULL WHERE type = 'S'"
+	           " AND data->>'i' IN ('1', '2', '4')");
+	assert_int_equal(finished("S", "success"), 4);
+	/* finished to finished with a new status counts the new one */
+	tl_exec(c, "UPDATE lote.commands SET status = 'cancelled' WHERE type = 'S' AND data->>'i' = '5'");
+	assert_int_equal(finished("S", "cancelled"), 1);
+	assert_int_equal(finished("S", "error"), 1);
+	/* the same after a fold */
+	tl_exec(c, "SELECT lote.stats_fold()");
+	assert_int_equal(finished("S", "success"), 4);
+	assert_int_equal(finished("S", "cancelled"), 1);
+}
+
 static void unhandled_view_reports_waiting_types(void **state)
 {
 	(void)state;
@@ -278,6 +313,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(oversized_payload_is_rejected, setup, teardown),
 		cmocka_unit_test_setup_teardown(event_exists_iff_transaction_commits, setup, teardown),
 		cmocka_unit_test_setup_teardown(notify_once_per_call_not_per_row, setup, teardown),
+		cmocka_unit_test_setup_teardown(finished_work_counts_once_per_transition, setup, teardown),
 		cmocka_unit_test_setup_teardown(unhandled_view_reports_waiting_types, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
