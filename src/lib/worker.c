@@ -51,6 +51,7 @@ struct row {
 	bool release;     /* not run: give it back untouched (shutdown) */
 	char *error;      /* owned */
 	int64_t started_us, finished_us;
+	const char *tid;  /* the claimed version's ctid, "(page,item)"; the claim's result owns it */
 };
 
 /* Builds a PostgreSQL text[] literal {"a","b"} (malloc'd). */
@@ -118,16 +119,23 @@ static int prepare_all(struct worker *w, lote_error *err)
 
 	snprintf(sql, sizeof(sql),
 		/* = ANY (ARRAY(…)) rather than a join: with a join the planner
-		 * turns to a sequential scan of the table for large batches */
+		 * turns to a sequential scan of the table for large batches. By
+		 * ctid, not id: the rows are locked by this statement, so the
+		 * versions it locked are the ones to update, and a TID scan
+		 * skips 1 000 descents of the primary key (claim of 1 000 rows:
+		 * 13.8-15.5 ms -> 9.1-11.5 ms in EXPLAIN ANALYZE). A row whose
+		 * newer version was locked after a concurrent update is not
+		 * visible to the TID scan and stays pending, for a later claim. */
 		"WITH t AS (UPDATE lote.commands t SET status = 'processing', attempt = t.attempt + 1,"
 		"  started_at = clock_timestamp(),"
 		"  lease_until = clock_timestamp() + $3::bigint * interval '1 millisecond',"
 		"  worker_id = $4"
-		"  WHERE t.id = ANY (ARRAY(SELECT id FROM lote.commands"
+		"  WHERE t.ctid = ANY (ARRAY(SELECT ctid FROM lote.commands"
 		"   WHERE status = 'pending' AND run_at <= now() AND type = ANY ($1::text[])%s"
 		"   ORDER BY priority, run_at, id LIMIT $2 FOR UPDATE SKIP LOCKED))"
 		"  RETURNING t.id, t.type, t.institution_id, t.data, t.attempt, t.max_attempts,"
-		"   t.event_id, t.parent_id, t.original_id, t.batch_id, t.priority, t.run_at),"
+		"   t.event_id, t.parent_id, t.original_id, t.batch_id, t.priority, t.run_at,"
+		"   t.ctid AS tid),"
 		/* A batch turns processing when its first member is claimed; later
 		 * claims find it no longer pending and touch nothing. */
 		" b AS (UPDATE lote.batches SET status = 'processing', started_at = clock_timestamp()"
@@ -144,11 +152,11 @@ static int prepare_all(struct worker *w, lote_error *err)
 		"  started_at = clock_timestamp(),"
 		"  lease_until = clock_timestamp() + $3::bigint * interval '1 millisecond',"
 		"  worker_id = $4"
-		" WHERE t.id = ANY (ARRAY(SELECT id FROM lote.events"
+		" WHERE t.ctid = ANY (ARRAY(SELECT ctid FROM lote.events"
 		"  WHERE status = 'pending' AND run_at <= now() AND type = ANY ($1::text[])"
 		"  ORDER BY run_at, id LIMIT $2 FOR UPDATE SKIP LOCKED))"
 		" RETURNING t.id, t.type, t.institution_id, t.data, t.attempt, t.max_attempts,"
-		"  t.entity_type, t.entity_id, t.run_at)"
+		"  t.entity_type, t.entity_id, t.run_at, t.ctid AS tid)"
 		" SELECT * FROM t ORDER BY run_at, id", err);
 	if (rc < 0)
 		return rc;
@@ -201,24 +209,31 @@ static int prepare_all(struct worker *w, lote_error *err)
 			return rc;
 		/* The common case, every row of the group succeeded: no back-off,
 		 * no attempts history, arrays instead of JSON (the engine's CPU
-		 * per command halved; the server's about the same). */
-		snprintf(sql, sizeof(sql),
-			"UPDATE %s t SET status = 'success',"
-			"  started_at = to_timestamp(u.started / 1e6),"
-			"  finished_at = to_timestamp(u.finished / 1e6),"
-			"  duration = (u.finished - u.started) * interval '1 microsecond',"
-			"  error = NULL, lease_until = NULL"
-			" FROM unnest($1::bigint[], $2::integer[], $3::bigint[], $4::bigint[])"
-			"  AS u(id, attempt, started, finished)"
-			/* "IS TRUE" hides the status from the planner's partial
-			 * index matching: the generic plan of a plain status test
-			 * scanned all of commands_lease (every processing row and
-			 * its dead entries) per completion, 3x slower */
-			" WHERE t.id = u.id AND t.attempt = u.attempt"
-			"  AND (t.status = 'processing') IS TRUE AND t.worker_id = $5",
-			table);
-		if ((rc = prepare(w, k == 0 ? "succeed_c" : "succeed_e", sql, err)) < 0)
-			return rc;
+		 * per command halved; the server's about the same). Two forms:
+		 * by the ctid the claim returned (a TID scan per row instead of
+		 * a descent of the primary key), and by id for the rows that
+		 * moved since (the supervisor's heartbeat renews leases). Both
+		 * are fenced the same way, so a row is completed once. */
+		for (int by_id = 0; by_id < 2; by_id++) {
+			snprintf(sql, sizeof(sql),
+				"UPDATE %s t SET status = 'success',"
+				"  started_at = to_timestamp(u.started / 1e6),"
+				"  finished_at = to_timestamp(u.finished / 1e6),"
+				"  duration = (u.finished - u.started) * interval '1 microsecond',"
+				"  error = NULL, lease_until = NULL"
+				" FROM unnest($1::bigint[], $2::integer[], $3::bigint[], $4::bigint[], $6::tid[])"
+				"  AS u(id, attempt, started, finished, tid)"
+				/* "IS TRUE" hides the status from the planner's partial
+				 * index matching: the generic plan of a plain status test
+				 * scanned all of commands_lease (every processing row and
+				 * its dead entries) per completion, 3x slower */
+				" WHERE %s AND t.id = u.id AND t.attempt = u.attempt"
+				"  AND (t.status = 'processing') IS TRUE AND t.worker_id = $5",
+				table, by_id ? "u.tid IS NOT NULL" : "t.ctid = u.tid");
+			if ((rc = prepare(w, by_id ? (k == 0 ? "succeed_id_c" : "succeed_id_e")
+			                           : (k == 0 ? "succeed_c" : "succeed_e"), sql, err)) < 0)
+				return rc;
+		}
 	}
 	snprintf(sql, sizeof(sql),
 		"SELECT ceil(extract(epoch FROM least("
@@ -279,6 +294,7 @@ static void fill_row(struct row *row, lote_kind kind, const PGresult *res, int i
 	c->data_text = PQgetvalue(res, i, 3);
 	c->attempt = atoi(PQgetvalue(res, i, 4));
 	c->max_attempts = atoi(PQgetvalue(res, i, 5));
+	row->tid = PQgetvalue(res, i, PQnfields(res) - 1); /* tid: the claims' last column */
 	if (kind == LOTE_COMMAND) {
 		c->event_id = id_or_zero(res, i, 6);
 		c->parent_id = id_or_zero(res, i, 7);
@@ -400,27 +416,47 @@ static void int_array(char *buf, size_t size, struct row *rows, int n, int field
 	buf[off] = '\0';
 }
 
-/* Completion of a group whose rows all ran and succeeded. */
+/* Writes {"(p,i)",…} of the rows' ctids into buf (size bytes, 32 per
+ * row and 8 more suffice). */
+static void tid_array(char *buf, size_t size, struct row *rows, int n)
+{
+	size_t off = 0;
+
+	buf[off++] = '{';
+	for (int i = 0; i < n; i++)
+		off += snprintf(buf + off, size - off - 2, "%s\"%s\"", i ? "," : "", rows[i].tid);
+	buf[off++] = '}';
+	buf[off] = '\0';
+}
+
+/* Completion of a group whose rows all ran and succeeded: by ctid, then by
+ * id for the rows that moved since the claim (none, as a rule). */
 static int succeed(struct worker *w, lote_kind kind, struct row *rows, int n,
                    int *ret_count, lote_error *err)
 {
-	size_t size = (size_t)n * 24 + 8;
-	char *buf = malloc(4 * size);
-	const char *params[5] = { buf, buf + size, buf + 2 * size, buf + 3 * size, w->id_text };
+	size_t size = (size_t)n * 24 + 8, tsize = (size_t)n * 32 + 8;
+	char *buf = malloc(4 * size + tsize);
+	const char *params[6] = { buf, buf + size, buf + 2 * size, buf + 3 * size, w->id_text,
+	                          buf + 4 * size };
 	PGresult *res;
-	int rc = 0;
+	int rc = 0, count = 0;
 
 	if (!buf)
 		return lote__fail(err, LOTE_ENOMEM, "out of memory");
 	for (int f = 0; f < 4; f++)
 		int_array(buf + f * size, size, rows, n, f);
-	res = PQexecPrepared(w->conn, kind == LOTE_COMMAND ? "succeed_c" : "succeed_e",
-	                     5, params, NULL, NULL, 0);
-	if (PQresultStatus(res) != PGRES_COMMAND_OK)
-		rc = lote__fail_pg(err, w->conn, res, "completion");
-	else
-		*ret_count = atoi(PQcmdTuples(res));
-	PQclear(res);
+	tid_array(buf + 4 * size, tsize, rows, n);
+	for (int by_id = 0; by_id < 2 && rc == 0 && count < n; by_id++) {
+		const char *name = by_id ? (kind == LOTE_COMMAND ? "succeed_id_c" : "succeed_id_e")
+		                         : (kind == LOTE_COMMAND ? "succeed_c" : "succeed_e");
+		res = PQexecPrepared(w->conn, name, 6, params, NULL, NULL, 0);
+		if (PQresultStatus(res) != PGRES_COMMAND_OK)
+			rc = lote__fail_pg(err, w->conn, res, "completion");
+		else
+			count += atoi(PQcmdTuples(res));
+		PQclear(res);
+	}
+	*ret_count = count;
 	free(buf);
 	return rc;
 }

@@ -77,6 +77,25 @@ static int h_fail(lote_ctx *ctx, void *udata)
 	return lote_ctx_fail(ctx, "second handler refuses");
 }
 
+/* Writes a new version of its own row (lease renewed) inside its group's
+ * transaction, which has the row locked: as if the supervisor's heartbeat
+ * had renewed the lease between the claim's commit and that lock. The
+ * version the claim returned is then no longer current at completion. */
+static int h_moved(lote_ctx *ctx, void *udata)
+{
+	char sql[160];
+	PGresult *res;
+	snprintf(sql, sizeof(sql), "UPDATE lote.commands SET lease_until = lease_until + interval '1 minute'"
+	         " WHERE id = %lld", (long long)lote_ctx_id(ctx));
+	res = PQexec(lote_ctx_conn(ctx), sql);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK || atoi(PQcmdTuples(res)) != 1) {
+		PQclear(res);
+		return lote_ctx_fail(ctx, "could not move the row");
+	}
+	PQclear(res);
+	return h_record(ctx, udata);
+}
+
 /* Sleeps a while, then records: to have work in flight at SIGTERM. */
 static int h_slow(lote_ctx *ctx, void *udata)
 {
@@ -124,6 +143,7 @@ static void register_all(lote_engine *e)
 	tl_on_command(e, "SqlError", h_sql_error, NULL, 0);
 	tl_on_command(e, "Chain", h_chain, NULL, 0);
 	tl_on_command(e, "Slow", h_slow, NULL, 0);
+	tl_on_command(e, "Moved", h_moved, NULL, 0);
 	tl_on_command(e, "Crash", h_crash, NULL, 0);
 	tl_on_command(e, "Segv", h_segv, NULL, 0);
 	tl_on_command(e, "Hang", h_hang, NULL, 500);
@@ -196,6 +216,30 @@ static void failing_handler_leaves_no_writes(void **state)
 	assert_int_equal(tl_int(c, "SELECT count(DISTINCT tx) FROM runs WHERE id < %lld + 10", first), 1);
 	/* and run once each: one attempt, no retry of the good ones */
 	assert_int_equal(tl_int(c, "SELECT count(*) FROM lote.commands WHERE attempt <> 1"), 0);
+	assert_int_equal(tl_stop(e, SIGTERM, 15000), 0);
+	PQfinish(c);
+}
+
+/* The group completes by the ctids its claim returned; a row updated
+ * since (lease renewed) is completed by id in the same transaction, once,
+ * beside its group-mates: no handler runs twice. */
+static void row_moved_since_the_claim_completes_once(void **state)
+{
+	PGconn *c = fresh("engine_moved");
+	struct engine_cfg cfg = { .workers = 1 };
+	pid_t e = start_engine(&cfg);
+	(void)state;
+	tl_exec(c, "BEGIN");
+	tl_exec(c, "SELECT lote.enqueue('Record') FROM generate_series(1, 4)");
+	long long moved = tl_int(c, "SELECT lote.enqueue('Moved')");
+	tl_exec(c, "SELECT lote.enqueue('Record') FROM generate_series(1, 4)");
+	tl_exec(c, "COMMIT");
+	assert_true(tl_wait(c, 10000, "SELECT count(*) = 9 FROM lote.commands WHERE status = 'success'"));
+	assert_int_equal(tl_int(c, "SELECT count(*) FROM runs"), 9);
+	assert_int_equal(tl_int(c, "SELECT count(*) FROM runs WHERE id = %lld", moved), 1);
+	assert_int_equal(tl_int(c, "SELECT count(*) FROM lote.commands WHERE attempt <> 1"), 0);
+	/* one group, one transaction: the move did not split it */
+	assert_int_equal(tl_int(c, "SELECT count(DISTINCT tx) FROM runs"), 1);
 	assert_int_equal(tl_stop(e, SIGTERM, 15000), 0);
 	PQfinish(c);
 }
@@ -497,6 +541,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(command_runs_and_succeeds),
 		cmocka_unit_test(failing_handler_leaves_no_writes),
+		cmocka_unit_test(row_moved_since_the_claim_completes_once),
 		cmocka_unit_test(failed_sql_wins_over_claimed_success),
 		cmocka_unit_test(failure_retries_with_backoff_then_errors),
 		cmocka_unit_test(chain_of_commands_keeps_lineage),
