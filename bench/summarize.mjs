@@ -96,7 +96,7 @@ const loteDef = pick(loteCfg(DEF_W, DEF_B));
 const drainN = recs.find(is('lote', 'drain'))?.n ?? recs.find((r) => r.bench === 'drain')?.n;
 const pgbDrain = (c) => pick(is('pgbench', 'batch100_delete', (r) => r.clients === c));
 
-p('## Drain (jobs/s): N no-op commands queued and checkpointed, clock from worker start to nothing unfinished');
+p('## Drain (jobs/s): N no-op commands queued and checkpointed, clock from worker start to the last outcome committed (lote bench: its engine counts outcomes after COMMIT and checks nothing is unfinished after the clock; the peers\' harness: polls until nothing is unfinished)');
 p();
 p('| engine | configuration | jobs/s | vs best graphile-worker | vs pg-boss | engine CPU s |');
 p('|---|---|---|---|---|---|');
