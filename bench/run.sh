@@ -271,7 +271,7 @@ for rep in $(seq 1 "$reps"); do
 	step "lote bench latency-backlog" lote_bench latency-backlog --backlog 50000 --rate 20 --seconds "$lat_s"
 	step "lote bench fanout" lote_bench fanout --members 1000
 	if [ $quick = 0 ]; then
-		step "lote bench batch 100000" lote_bench batch --n 100000 --reps 1
+		step "lote bench batch 100000" lote_bench batch --n 100000 --reps 3
 	fi
 	# the raw ceiling
 	step "pgbench" timeout 600 bash "$work/peers/bench/pgbench.sh" --reps 1 --seconds "$pgb_s" --cases "$pgb_cases"
