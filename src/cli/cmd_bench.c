@@ -17,7 +17,8 @@ static const char usage[] =
 	"    lote bench enqueue [--n N] [COMMON]\n"
 	"    lote bench drain [--n N] [--workers W] [--batch B] [COMMON]\n"
 	"    lote bench batch [--n N] [--workers W] [--batch B] [--reps R] [COMMON]\n"
-	"    lote bench latency [--rate R] [--seconds S] [--workers W] [--batch B] [COMMON]\n"
+	"    lote bench latency [--rate R] [--seconds S] [--workers W] [--batch B] [--events]\n"
+	"                      [COMMON]\n"
 	"    lote bench latency-backlog [--backlog N] [--work-ms MS] [--priority P]\n"
 	"                      [--rate R] [--seconds S] [--workers W] [--batch B] [COMMON]\n"
 	"    lote bench fanout [--members M] [--reps R] [--workers W] [--batch B] [COMMON]\n"
@@ -109,6 +110,9 @@ static const char usage[] =
 	"    --work-ms MS     latency-backlog: work of each backlog command (1)\n"
 	"    --priority P     latency-backlog: priority of the samples (-10)\n"
 	"    --members M      fanout: members of the batch (default 1000)\n"
+	"    --events         latency, latency-backlog: the engine also listens to an\n"
+	"                     event type, as a daemon that handles events and commands\n"
+	"                     does (its workers then claim events too)\n"
 	"    --max-seconds S  drain: give up and report a partial rate after S s\n"
 	"                     (default 300)\n"
 	"    --database NAME  the scratch database (default lote_bench); it is\n"
@@ -136,7 +140,7 @@ static const char usage[] =
 
 enum { OPT_N = 256, OPT_WORKERS, OPT_BATCH, OPT_RATE, OPT_SECONDS, OPT_MAX_SECONDS,
        OPT_DATABASE, OPT_JSON, OPT_DB, OPT_HANDLER, OPT_CONCURRENCY, OPT_TYPES, OPT_WAIT_GO, OPT_REPS,
-       OPT_BACKLOG, OPT_WORK_MS, OPT_PRIORITY, OPT_MEMBERS };
+       OPT_BACKLOG, OPT_WORK_MS, OPT_PRIORITY, OPT_MEMBERS, OPT_EVENTS };
 
 static bool parse_num(const char *opt, const char *arg, double lo, double hi, double *ret)
 {
@@ -172,6 +176,7 @@ static int parse_opts(int argc, char **argv, struct bench_opts *o)
 		{ "work-ms", required_argument, NULL, OPT_WORK_MS },
 		{ "priority", required_argument, NULL, OPT_PRIORITY },
 		{ "members", required_argument, NULL, OPT_MEMBERS },
+		{ "events", no_argument, NULL, OPT_EVENTS },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -241,6 +246,7 @@ static int parse_opts(int argc, char **argv, struct bench_opts *o)
 		case OPT_HANDLER: o->handler = optarg; break;
 		case OPT_TYPES: o->types = optarg; break;
 		case OPT_WAIT_GO: o->wait_go = true; break;
+		case OPT_EVENTS: o->events = true; break;
 		default:
 			fputs("see lote bench --help\n", stderr);
 			return EXIT_USAGE;

@@ -135,7 +135,9 @@ int bench_latency(const struct bench_opts *o, PGconn *conn, const char *conninfo
 	snprintf(name, sizeof(name), "lote-bench-%d", (int)getpid());
 	struct bench_engine_spec sp = { .conninfo = conninfo, .name = name, .types = "lat",
 	                          .workers = workers, .batch = batch, .fn = bench_stamp_handler,
-	                          .more = { { "busy", bench_busy_handler, false } }, .sh = sh };
+	                          .more = { { "busy", bench_busy_handler, false },
+	                                    { o->events ? "BenchEvent" : NULL, bench_busy_handler, true } },
+	                          .sh = sh };
 	pid = bench_engine_start(&sp);
 	if (pid < 0 || bench_wait_listening(conn, name, now_ts, workers, pid) < 0)
 		goto out;
@@ -215,6 +217,8 @@ int bench_latency(const struct bench_opts *o, PGconn *conn, const char *conninfo
 		                        "seconds", o->seconds, "p50_ms", p50, "p95_ms", p95,
 		                        "p99_ms", p99, "commit_to_start_ms", commit_stats,
 		                        "enqueue_call_to_start_ms", call_stats);
+		if (o->events)
+			json_object_set_new(rec, "events", json_true());
 		if (o->backlog) {
 			json_object_set_new(rec, "backlog", json_integer(o->backlog));
 			json_object_set_new(rec, "busy_us", json_integer(o->busy_us));
