@@ -727,15 +727,27 @@ out:
 	return rc < 0 ? rc : n;
 }
 
+/* The kinds a wake-up names: the payload of NOTIFY lote_wakeup is "c"
+ * (commands) or "e" (events); anything else names both. */
+static int notified_kinds(const PGnotify *note)
+{
+	if (strcmp(note->extra, "c") == 0)
+		return 1 << LOTE_COMMAND;
+	if (strcmp(note->extra, "e") == 0)
+		return 1 << LOTE_EVENT;
+	return 1 << LOTE_COMMAND | 1 << LOTE_EVENT;
+}
+
 /* Sleeps until a NOTIFY, the next delayed row is due, or the poll interval
- * passes, whichever comes first. */
-static void wait_for_work(struct worker *w)
+ * passes, whichever comes first. Returns the kinds the notifications named
+ * (1 << lote_kind bits), 0 when none woke it. */
+static int wait_for_work(struct worker *w)
 {
 	int64_t timeout = w->e->opts.poll_ms;
 	const char *params[3] = { w->command_types, w->event_types, w->queues };
 	PGresult *res;
 	PGnotify *note;
-	bool woken = false;
+	int woken = 0;
 	struct pollfd pfd;
 
 	res = PQexecPrepared(w->conn, "next_due", w->queues ? 3 : 2, params, NULL, NULL, 0);
@@ -747,17 +759,20 @@ static void wait_for_work(struct worker *w)
 	PQclear(res);
 	/* A notification read along with that result must not be slept on. */
 	while ((note = PQnotifies(w->conn)) != NULL) {
-		woken = true;
+		woken |= notified_kinds(note);
 		PQfreemem(note);
 	}
 	if (woken || timeout == 0 || w->e->stop)
-		return;
+		return woken;
 	pfd.fd = PQsocket(w->conn);
 	pfd.events = POLLIN;
 	if (poll(&pfd, 1, (int)timeout) > 0)
 		PQconsumeInput(w->conn);
-	while ((note = PQnotifies(w->conn)) != NULL)
+	while ((note = PQnotifies(w->conn)) != NULL) {
+		woken |= notified_kinds(note);
 		PQfreemem(note);
+	}
+	return woken;
 }
 
 static int setup(struct worker *w, lote_error *err)
@@ -814,16 +829,21 @@ int lote__worker_main(lote_engine *e, int index)
 		goto out;
 	}
 	log_debug("ready (worker id %s)", w.id_text);
+	/* After a wake-up, only the kinds it named are claimed (a command's
+	 * NOTIFY does not pay for an empty claim of events first); then both
+	 * again. Work of the other kind that fell due meanwhile is found by
+	 * the next round or by wait_for_work's due time, which is 0 then. */
+	int kinds = 1 << LOTE_EVENT | 1 << LOTE_COMMAND;
 	while (!e->stop) {
 		int got = 0, rc;
 
-		if (e->nevents > 0) {
+		if (e->nevents > 0 && (kinds & 1 << LOTE_EVENT)) {
 			rc = run_group(&w, LOTE_EVENT);
 			if (rc < 0)
 				break;
 			got += rc;
 		}
-		if (e->ncommands > 0 && !e->stop) {
+		if (e->ncommands > 0 && (kinds & 1 << LOTE_COMMAND) && !e->stop) {
 			rc = run_group(&w, LOTE_COMMAND);
 			if (rc < 0)
 				break;
@@ -831,8 +851,12 @@ int lote__worker_main(lote_engine *e, int index)
 		}
 		if (PQstatus(w.conn) != CONNECTION_OK)
 			break;
-		if (got == 0)
-			wait_for_work(&w);
+		kinds = 1 << LOTE_EVENT | 1 << LOTE_COMMAND;
+		if (got == 0) {
+			int woken = wait_for_work(&w);
+			if (woken)
+				kinds = woken;
+		}
 	}
 	if (!e->stop) {
 		log_debug("database connection lost: %s", PQerrorMessage(w.conn));
