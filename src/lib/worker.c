@@ -227,6 +227,8 @@ static int prepare_all(struct worker *w, lote_error *err)
 				 * index matching: the generic plan of a plain status test
 				 * scanned all of commands_lease (every processing row and
 				 * its dead entries) per completion, 3x slower */
+				/* the by-id form names $6 too (always true), so both
+				 * take the same parameters */
 				" WHERE %s AND t.id = u.id AND t.attempt = u.attempt"
 				"  AND (t.status = 'processing') IS TRUE AND t.worker_id = $5",
 				table, by_id ? "u.tid IS NOT NULL" : "t.ctid = u.tid");
@@ -738,6 +740,19 @@ static int notified_kinds(const PGnotify *note)
 	return 1 << LOTE_COMMAND | 1 << LOTE_EVENT;
 }
 
+/* Reads the notifications that have arrived; returns the kinds they name. */
+static int read_notifies(PGconn *conn)
+{
+	PGnotify *note;
+	int kinds = 0;
+
+	while ((note = PQnotifies(conn)) != NULL) {
+		kinds |= notified_kinds(note);
+		PQfreemem(note);
+	}
+	return kinds;
+}
+
 /* Sleeps until a NOTIFY, the next delayed row is due, or the poll interval
  * passes, whichever comes first. Returns the kinds the notifications named
  * (1 << lote_kind bits), 0 when none woke it. */
@@ -746,8 +761,7 @@ static int wait_for_work(struct worker *w)
 	int64_t timeout = w->e->opts.poll_ms;
 	const char *params[3] = { w->command_types, w->event_types, w->queues };
 	PGresult *res;
-	PGnotify *note;
-	int woken = 0;
+	int woken;
 	struct pollfd pfd;
 
 	res = PQexecPrepared(w->conn, "next_due", w->queues ? 3 : 2, params, NULL, NULL, 0);
@@ -758,21 +772,14 @@ static int wait_for_work(struct worker *w)
 	}
 	PQclear(res);
 	/* A notification read along with that result must not be slept on. */
-	while ((note = PQnotifies(w->conn)) != NULL) {
-		woken |= notified_kinds(note);
-		PQfreemem(note);
-	}
+	woken = read_notifies(w->conn);
 	if (woken || timeout == 0 || w->e->stop)
 		return woken;
 	pfd.fd = PQsocket(w->conn);
 	pfd.events = POLLIN;
 	if (poll(&pfd, 1, (int)timeout) > 0)
 		PQconsumeInput(w->conn);
-	while ((note = PQnotifies(w->conn)) != NULL) {
-		woken |= notified_kinds(note);
-		PQfreemem(note);
-	}
-	return woken;
+	return read_notifies(w->conn);
 }
 
 static int setup(struct worker *w, lote_error *err)

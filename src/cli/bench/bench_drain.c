@@ -27,7 +27,7 @@ int bench_drain(const struct bench_opts *o, PGconn *conn, const char *conninfo,
 	int workers = o->workers ? o->workers : 2, batch = o->batch ? o->batch : bench_default_batch(), st;
 	struct bench_shared *sh = bench_shared_new(0);
 	char name[64], what[96], note[160];
-	double t0, t_handlers, t_done, t_checked, cpu = 0, srv_cpu0, srv_cpu = -1;
+	double t0, t_handlers, t_checked, cpu = 0, srv_cpu0, srv_cpu = -1;
 	/* Memory of the supervisor and its workers (PSS), read at a quarter,
 	 * half and three quarters of the drain: /proc is not free to scan. */
 	long pss_kb = -1, next_pss = expect / 4;
@@ -103,7 +103,6 @@ int bench_drain(const struct bench_opts *o, PGconn *conn, const char *conninfo,
 		}
 		bench_sleep_ms(5);
 	}
-	t_done = t_handlers;
 	t_checked = bench_mono_s();
 	if (bench_engine_stop(pid, &cpu) != 0)
 		cli_error("bench", "warning: the engine did not stop cleanly");
@@ -124,14 +123,14 @@ int bench_drain(const struct bench_opts *o, PGconn *conn, const char *conninfo,
 		goto out;
 	}
 	if (ret_rate)
-		*ret_rate = (complete ? n : handled) / (t_done - t0);
+		*ret_rate = (complete ? n : handled) / (t_handlers - t0);
 	handled = atomic_load(&sh->handled);
 	long counted = complete ? n : handled; /* what the rates are of */
 	if (o->json) {
 		/* inside `lote bench batch` (ret_rate set) the plain half is not
 		 * the drain measurement: named apart */
 		json_t *rec = bench_rate_record(as_batch ? "drain-batch" : ret_rate ? "drain-plain" : "drain",
-		                                counted, t_done - t0);
+		                                counted, t_handlers - t0);
 		json_object_set_new(rec, "n", json_integer(n));
 		json_object_set_new(rec, "workers", json_integer(workers));
 		json_object_set_new(rec, "batch", json_integer(batch));
@@ -139,7 +138,7 @@ int bench_drain(const struct bench_opts *o, PGconn *conn, const char *conninfo,
 		json_object_set_new(rec, "handled", json_integer(handled));
 		json_object_set_new(rec, "handlers_seconds",
 		                    json_real(bench_round3(t_handlers - t0)));
-		json_object_set_new(rec, "check_seconds", json_real(bench_round3(t_checked - t_done)));
+		json_object_set_new(rec, "check_seconds", json_real(bench_round3(t_checked - t_handlers)));
 		json_object_set_new(rec, "engine_cpu_seconds", json_real(bench_round3(cpu)));
 		if (srv_cpu >= 0) {
 			json_object_set_new(rec, "server_cpu_seconds", json_real(bench_round3(srv_cpu)));
@@ -168,7 +167,7 @@ int bench_drain(const struct bench_opts *o, PGconn *conn, const char *conninfo,
 			snprintf(note + len, sizeof(note) - len, "; PSS %.1f MB (%d processes)",
 			         pss_kb / 1024.0, pss_procs);
 		}
-		bench_rate_row(o, srv, what, counted, t_done - t0, note);
+		bench_rate_row(o, srv, what, counted, t_handlers - t0, note);
 	}
 	rc = complete ? EXIT_OK : EXIT_FAIL;
 	goto out;
