@@ -363,13 +363,15 @@ static void worker_lost(struct supervisor *s, pid_t pid, int kind, int64_t id,
 /* The heartbeat, done by the supervisor for its workers so that a handler
  * running for hours keeps its lease without the worker doing anything:
  * stamps the live workers' rows with what they run now and renews the
- * leases of the rows they hold. Rows a worker's transaction has locked are
- * skipped — that lock protects them from rescue anyway. */
+ * leases of the rows they hold that end within lease - heartbeat / 2
+ * (lote.heartbeat: a fresh claim is left alone, so its group completes by
+ * the ctids its claim returned). Rows a worker's transaction has locked
+ * are skipped — that lock protects them from rescue anyway. */
 static void heartbeat(struct supervisor *s)
 {
-	char pids[4096], kinds[4096], ids[8192], lease[24];
+	char pids[4096], kinds[4096], ids[8192], lease[24], beat[24];
 	size_t op = 0, ok = 0, oi = 0;
-	const char *params[5] = { s->host, pids, kinds, ids, lease };
+	const char *params[6] = { s->host, pids, kinds, ids, lease, beat };
 	int n = 0;
 	lote_error err = { 0 };
 
@@ -390,22 +392,12 @@ static void heartbeat(struct supervisor *s)
 	snprintf(kinds + ok, sizeof(kinds) - ok, "}");
 	snprintf(ids + oi, sizeof(ids) - oi, "}");
 	snprintf(lease, sizeof(lease), "%lld", (long long)s->e->opts.lease_ms);
+	snprintf(beat, sizeof(beat), "%lld", (long long)s->e->opts.heartbeat_ms);
 	if (n == 0)
 		return;
 	if (lote__db_value(s->conn,
-	        "WITH w AS (UPDATE lote.workers w SET heartbeat_at = now(),"
-	        "   current_command_id = CASE WHEN u.kind = 1 THEN u.id END,"
-	        "   current_event_id = CASE WHEN u.kind = 2 THEN u.id END"
-	        "  FROM unnest($2::int[], $3::int[], $4::bigint[]) AS u(pid, kind, id)"
-	        "  WHERE w.host = $1 AND w.pid = u.pid RETURNING w.id),"
-	        " c AS (UPDATE lote.commands SET lease_until = now() + $5::bigint * interval '1 ms'"
-	        "  WHERE id IN (SELECT id FROM lote.commands WHERE status = 'processing'"
-	        "   AND worker_id IN (SELECT id FROM w) FOR UPDATE SKIP LOCKED) RETURNING 1),"
-	        " e AS (UPDATE lote.events SET lease_until = now() + $5::bigint * interval '1 ms'"
-	        "  WHERE id IN (SELECT id FROM lote.events WHERE status = 'processing'"
-	        "   AND worker_id IN (SELECT id FROM w) FOR UPDATE SKIP LOCKED) RETURNING 1)"
-	        " SELECT (SELECT count(*) FROM c) + (SELECT count(*) FROM e)",
-	        5, params, NULL, &err) < 0)
+	        "SELECT lote.heartbeat($1, $2::int[], $3::int[], $4::bigint[], $5::bigint, $6::bigint)",
+	        6, params, NULL, &err) < 0)
 		log_warn("heartbeat failed: %s", err.message);
 }
 

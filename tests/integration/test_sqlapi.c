@@ -303,6 +303,54 @@ static void unhandled_view_reports_waiting_types(void **state)
 	tl_exec(c, "DELETE FROM lote.workers");
 }
 
+/* lote.heartbeat, as the supervisor calls it (lease 30 s, heartbeat 10 s):
+ * it renews the leases of its workers' rows that end within 25 s, leaves
+ * fresher leases, other workers' rows and rows locked by a transaction
+ * alone, and stamps the workers with what they run. */
+static void heartbeat_renews_only_leases_due(void **state)
+{
+	(void)state;
+	tl_exec(c, "DELETE FROM lote.workers");
+	long long w = tl_int(c, "INSERT INTO lote.workers (host, pid, heartbeat_at) VALUES ('h', 7, now() - interval '9 s') RETURNING id");
+	long long o = tl_int(c, "INSERT INTO lote.workers (host, pid) VALUES ('other', 7) RETURNING id");
+	long long fresh = tl_int(c, "SELECT lote.enqueue('T')");
+	long long due = tl_int(c, "SELECT lote.enqueue('T')");
+	long long locked = tl_int(c, "SELECT lote.enqueue('T')");
+	long long theirs = tl_int(c, "SELECT lote.enqueue('T')");
+	long long pending = tl_int(c, "SELECT lote.enqueue('T')");
+	long long ev = tl_int(c, "SELECT lote.emit('00000000-0000-0000-0000-000000000000', 'E', '1', 'Ev')");
+	tl_exec(c, "UPDATE lote.commands SET status = 'processing', attempt = 1, worker_id = %lld,"
+	           " lease_until = now() + CASE id WHEN %lld THEN interval '29 s' ELSE interval '20 s' END"
+	           " WHERE id IN (%lld, %lld, %lld)", w, fresh, fresh, due, locked);
+	tl_exec(c, "UPDATE lote.commands SET status = 'processing', attempt = 1, worker_id = %lld,"
+	           " lease_until = now() + interval '1 s' WHERE id = %lld", o, theirs);
+	tl_exec(c, "UPDATE lote.events SET status = 'processing', attempt = 1, worker_id = %lld,"
+	           " lease_until = now() + interval '2 s' WHERE id = %lld", w, ev);
+	tl_exec(c, "CREATE TEMP TABLE before AS SELECT id, lease_until FROM lote.commands");
+	/* a worker's transaction holds one of its rows */
+	PGconn *other = tl_connect(db);
+	tl_exec(other, "BEGIN");
+	tl_exec(other, "SELECT 1 FROM lote.commands WHERE id = %lld FOR UPDATE", locked);
+
+	assert_int_equal(tl_int(c, "SELECT lote.heartbeat('h', '{7}', '{1}', ARRAY[%lld]::bigint[], 30000, 10000)",
+	                        fresh), 2);
+	tl_exec(other, "COMMIT");
+	PQfinish(other);
+#define SAME "SELECT (c.lease_until IS NOT DISTINCT FROM b.lease_until)::int FROM lote.commands c JOIN before b USING (id) WHERE id = %lld"
+	assert_int_equal(tl_int(c, SAME, fresh), 1);
+	assert_int_equal(tl_int(c, SAME, locked), 1);
+	assert_int_equal(tl_int(c, SAME, theirs), 1);
+	assert_int_equal(tl_int(c, SAME, pending), 1);
+#undef SAME
+	assert_int_equal(tl_int(c, "SELECT (lease_until BETWEEN now() + interval '29 s' AND now() + interval '30 s')::int FROM lote.commands WHERE id = %lld", due), 1);
+	assert_int_equal(tl_int(c, "SELECT (lease_until BETWEEN now() + interval '29 s' AND now() + interval '30 s')::int FROM lote.events WHERE id = %lld", ev), 1);
+	/* the worker says what it runs, the other worker is not touched */
+	assert_int_equal(tl_int(c, "SELECT current_command_id FROM lote.workers WHERE id = %lld", w), fresh);
+	assert_int_equal(tl_int(c, "SELECT (heartbeat_at > now() - interval '2 s')::int FROM lote.workers WHERE id = %lld", w), 1);
+	assert_int_equal(tl_int(c, "SELECT (current_command_id IS NULL)::int FROM lote.workers WHERE id = %lld", o), 1);
+	tl_exec(c, "DELETE FROM lote.workers");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -315,6 +363,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(notify_once_per_call_not_per_row, setup, teardown),
 		cmocka_unit_test_setup_teardown(finished_work_counts_once_per_transition, setup, teardown),
 		cmocka_unit_test_setup_teardown(unhandled_view_reports_waiting_types, setup, teardown),
+		cmocka_unit_test_setup_teardown(heartbeat_renews_only_leases_due, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
