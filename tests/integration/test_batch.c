@@ -227,6 +227,59 @@ static void cancel_batch_cancels_members_and_follow_up(void **state)
 	PQfinish(c);
 }
 
+/* The batch counts its done members (lote.batch_progress): a success
+ * member reprocessed while its batch is open is done no longer — its copy
+ * stands in — so the batch waits for the copy even when every other
+ * member is done; and members finished by one statement, across two
+ * batches, count once each. Driven from SQL, as a worker's statements. */
+static void reprocessed_success_member_is_counted_again(void **state)
+{
+	PGconn *c = fresh("batch_count");
+	char *two = members(2, "{}"), *three = members(3, "{}");
+	(void)state;
+	long long b = tl_int(c, "SELECT lote.batch('Two', %s, '{\"type\":\"FollowUp\"}')", two);
+	long long b2 = tl_int(c, "SELECT lote.batch('Three', %s)", three);
+	free(two);
+	free(three);
+	long long m1 = tl_int(c, "SELECT min(id) FROM lote.commands WHERE batch_id = %lld", b);
+	long long m2 = tl_int(c, "SELECT max(id) FROM lote.commands WHERE batch_id = %lld", b);
+#define DONE(id) "UPDATE lote.commands SET status = 'success', finished_at = now() WHERE id IN (" id ")"
+#define STATUS(x) tl_value(c, "SELECT status FROM lote.batches WHERE id = %lld", x)
+	tl_exec(c, DONE("%lld"), m1);
+	assert_int_equal(tl_int(c, "SELECT lote.batch_check(ARRAY[%lld])", b), 0);
+	long long copy = tl_int(c, "SELECT lote.reprocess(%lld)", m1);
+	assert_int_equal(tl_int(c, "SELECT lote.batch_done(%lld)", b), 0);
+	/* m2 done: two of two originals have succeeded, but the copy runs */
+	tl_exec(c, DONE("%lld"), m2);
+	assert_int_equal(tl_int(c, "SELECT lote.batch_check(ARRAY[%lld])", b), 0);
+	assert_string_equal(STATUS(b), "pending");
+	assert_string_equal(tl_value(c, "SELECT f.status FROM lote.batches b JOIN lote.commands f"
+	                                " ON f.id = b.next_command_id WHERE b.id = %lld", b), "awaiting");
+	tl_exec(c, DONE("%lld"), copy);
+	assert_int_equal(tl_int(c, "SELECT lote.batch_check(ARRAY[%lld])", b), 1);
+	assert_string_equal(STATUS(b), "success");
+	assert_string_equal(tl_value(c, "SELECT f.status FROM lote.batches b JOIN lote.commands f"
+	                                " ON f.id = b.next_command_id WHERE b.id = %lld", b), "pending");
+	/* one statement finishing members of two batches (and a plain
+	 * command): each batch gets its own count */
+	long long plain = tl_int(c, "SELECT lote.enqueue('Plain')");
+	tl_exec(c, DONE("SELECT id FROM lote.commands WHERE batch_id = %lld AND id < (SELECT max(id)"
+	               " FROM lote.commands WHERE batch_id = %lld) UNION ALL SELECT %lld"), b2, b2, plain);
+	assert_int_equal(tl_int(c, "SELECT lote.batch_done(%lld)", b2), 2);
+	/* the sweep finds nothing to do yet; after the last member it
+	 * completes the batch a worker left unchecked */
+	assert_int_equal(tl_int(c, "SELECT lote.batch_sweep()"), 0);
+	tl_exec(c, DONE("SELECT max(id) FROM lote.commands WHERE batch_id = %lld"), b2);
+	assert_string_equal(STATUS(b2), "pending");
+	assert_int_equal(tl_int(c, "SELECT lote.batch_sweep()"), 1);
+	assert_string_equal(STATUS(b2), "success");
+	/* counts are dropped with their batch */
+	assert_int_equal(tl_int(c, "SELECT count(*) FROM lote.batch_progress"), 0);
+#undef DONE
+#undef STATUS
+	PQfinish(c);
+}
+
 static void batch_validation_errors(void **state)
 {
 	PGconn *c = fresh("batch_invalid");
@@ -389,6 +442,7 @@ int main(void)
 		cmocka_unit_test(failed_member_then_repair_by_reprocess),
 		cmocka_unit_test(empty_batch_completes_at_once),
 		cmocka_unit_test(cancel_batch_cancels_members_and_follow_up),
+		cmocka_unit_test(reprocessed_success_member_is_counted_again),
 		cmocka_unit_test(batch_validation_errors),
 		cmocka_unit_test(nested_batches_and_lineage),
 		cmocka_unit_test(two_daemons_release_the_follow_up_once),

@@ -147,7 +147,7 @@ int bench_exec(PGconn *conn, const char *sql)
 
 int bench_reset_tables(PGconn *conn)
 {
-	if (bench_exec(conn, "TRUNCATE lote.commands, lote.events, lote.batches, lote.workers") < 0)
+	if (bench_exec(conn, "TRUNCATE lote.commands, lote.events, lote.batches, lote.batch_progress, lote.workers") < 0)
 		return -1;
 	return bench_settle(conn);
 }
