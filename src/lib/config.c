@@ -66,7 +66,9 @@ static const struct setting settings[] = {
 	  "host hands its work back at once)." },
 	{ "heartbeat", S_DURATION, F(engine.heartbeat_ms), "DURATION", "0", 0, DAY, NULL,
 	  "How often the supervisor stamps its workers' heartbeat and renews "
-	  "their leases; 0: a third of the lease. Must be shorter than the lease." },
+	  "their leases (those that end within lease - heartbeat / 2, so a fresh "
+	  "claim is not rewritten); 0: a third of the lease. Must be shorter than "
+	  "the lease." },
 	{ "grace", S_DURATION, F(engine.grace_ms), "DURATION", "30s", 0, DAY, NULL,
 	  "On SIGTERM or SIGINT, how long in-flight work may take to finish "
 	  "before the workers are killed." },
