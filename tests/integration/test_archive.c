@@ -180,6 +180,28 @@ static void batches_and_lineage(void **state)
 	assert_non_null(msg);
 	assert_non_null(strstr(msg, "archived in error: an archived batch is final"));
 	free(msg);
+
+	/* a batch in error past error_batch_after waits while a member still
+	 * runs (looked for in its id range), then moves whole */
+	long long b5 = tl_int(c, "SELECT lote.batch('Emails', '[{\"type\": \"Mail\"}, {\"type\": \"Mail\"},"
+	                         " {\"type\": \"Mail\"}]')");
+	long long m5 = tl_int(c, "SELECT max(id) FROM lote.commands WHERE batch_id = %lld", b5);
+	snprintf(where, sizeof(where), "id = (SELECT min(id) FROM lote.commands WHERE batch_id = %lld)", b5);
+	finish_members(c, b5, where, "error");
+	tl_exec(c, "UPDATE lote.commands SET status = 'processing', attempt = 1, lease_until = now() + interval '1 h'"
+	           " WHERE id = %lld", m5);
+	tl_exec(c, "UPDATE lote.batches SET created_at = now() - interval '8 days' WHERE id = %lld", b5);
+	assert_string_equal(tl_value(c, "SELECT status FROM lote.batches WHERE id = %lld", b5), "error");
+	assert_int_equal(tl_run_lote(db, &out, "archive", "--older-than", "0", NULL), 0);
+	free(out);
+	assert_int_equal(tl_int(c, "SELECT count(*) FROM lote.batches WHERE id = %lld", b5), 1);
+	assert_int_equal(tl_int(c, "SELECT count(*) FROM lote.commands WHERE batch_id = %lld", b5), 3);
+	snprintf(where, sizeof(where), "status <> 'error'");
+	finish_members(c, b5, where, "success");
+	assert_int_equal(tl_run_lote(db, &out, "archive", "--older-than", "0", NULL), 0);
+	free(out);
+	assert_int_equal(tl_int(c, "SELECT count(*) FROM lote.batches WHERE id = %lld", b5), 0);
+	assert_int_equal(tl_int(c, "SELECT count(*) FROM lote.commands_archive WHERE batch_id = %lld", b5), 3);
 	PQfinish(c);
 	free(db);
 }
