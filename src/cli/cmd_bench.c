@@ -101,7 +101,7 @@ static const char usage[] =
 	"OPTIONS\n"
 	"    --n N, --commands N\n"
 	"                     commands (enqueue: 20000, drain: 50000)\n"
-	"    --workers W      worker processes (default 2, the engine default)\n"
+	"    --workers W      worker processes (default 2, the engine default; batch: 8)\n"
 	"    --batch B        most rows per claim (default: the engine's, 1000)\n"
 	"    --rate R         latency: commands per second (default 20)\n"
 	"    --seconds S      latency: how long to enqueue (default 10)\n"
