@@ -93,6 +93,17 @@ static void invalid_input_is_rejected_clearly(void **state)
 	         "command 1: invalid type");
 	assert_true(tl_int(c, "SELECT lote.enqueue('_' || repeat('b', 199), '{}')") > 0);
 	assert_true(tl_int(c, "SELECT lote.enqueue('A.b:c-d_9', '{}')") > 0);
+	/* the queue rule's edges: 1 to 100 ASCII letters, digits, "_", ".", ":", "-" */
+	rejected("SELECT lote.enqueue('T', '{}', NULL, jsonb_build_object('queue', repeat('q', 101)))", "queue must be a name");
+	rejected("SELECT lote.enqueue('T', '{}', NULL, '{\"queue\":\"caf\u00e9\"}')", "queue must be a name");
+	rejected("SELECT lote.enqueue('T', '{}', NULL, '{\"queue\":\"a b\"}')", "queue must be a name");
+	rejected("SELECT lote.enqueue('T', '{}', NULL, '{\"queue\":7}')", "queue must be a name");
+	rejected("SELECT lote.batch('B', jsonb_build_array(jsonb_build_object('type', 'T', 'queue', 'x/y')))",
+	         "command 1: queue must be a name");
+	long long q = tl_int(c, "SELECT lote.enqueue('T', '{}', NULL, jsonb_build_object('queue', repeat('q', 100)))");
+	assert_int_equal(tl_int(c, "SELECT length(queue) FROM lote.commands WHERE id = %lld", q), 100);
+	q = tl_int(c, "SELECT lote.enqueue('T', '{}', NULL, '{\"queue\":\"9.a:b-c_d\"}')");
+	assert_string_equal(tl_value(c, "SELECT queue FROM lote.commands WHERE id = %lld", q), "9.a:b-c_d");
 	rejected("SELECT lote.emit(NULL, 'E', '1', 'T')", "institution_id must not be NULL");
 	rejected("SELECT lote.emit('00000000-0000-0000-0000-000000000000', '', '1', 'T')", "entity_type and entity_id must be non-empty");
 	rejected("SELECT lote.emit('00000000-0000-0000-0000-000000000000', 'E', '1', 'T', '[]')", "data must be a JSON object");
