@@ -20,8 +20,8 @@
 -- original, so "no member open" is exactly size <= the sum. Whoever
 -- commits the last members sees every count (each session's count
 -- commits with its members), and the batch row's lock keeps the release
--- exactly once, as before. The commands_batch_open index stays for what
--- asks about open members by batch (archiving, the dashboard).
+-- exactly once, as before. (014 then drops commands_batch_open, which
+-- nothing on a batch's way reads any more.)
 
 CREATE TABLE lote.batch_progress (
 	batch_id bigint  NOT NULL,
