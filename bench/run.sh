@@ -26,7 +26,7 @@
 #                 lote defaults, graphile-worker 2 procs and pg-boss drains
 #                 run under bench/cost.sh (memory of the process tree,
 #                 client and server CPU per job, one "cost" record each);
-#        latency  20/s for 10 s: lote bench, lote through engine.mjs,
+#        latency  20/s for 30 s: lote bench, lote through engine.mjs,
 #                 graphile-worker tuned and default, pg-boss default and
 #                 tuned (both with LISTEN/NOTIFY); then lote alone: a
 #                 high-priority command at 20/s under a 50,000 backlog,
@@ -146,10 +146,13 @@ fi
 [ -x "$lote" ] || { echo "bench/run.sh: $lote not built (make build)" >&2; exit 2; }
 
 if [ $quick = 1 ]; then
-	n_enq=5000 n_drain=20000 lat_s=5 pgb_s=5
+	n_enq=5000 n_drain=20000 lat_s=5 backlog_s=5 pgb_s=5
 	pgb_cases="insert:1 insert100:1 batch100_delete:2"
 else
-	n_enq=20000 n_drain=50000 lat_s=10 pgb_s=10
+	# latency: 600 samples, so that p99 is not the 2nd-worst of 200 (one
+	# hiccup of the host moved it 3x between runs); the backlog run stays
+	# at 10 s (50 000 commands of 1 ms last ~25 s on 2 workers)
+	n_enq=20000 n_drain=50000 lat_s=30 backlog_s=10 pgb_s=10
 	pgb_cases="insert:1 insert100:1 lifecycle_2tx_delete:1 batch100_delete:1,2,4 atomic100_group:1,4"
 fi
 
@@ -268,7 +271,7 @@ for rep in $(seq 1 "$reps"); do
 	step "pgboss latency default" peer pgboss latency --rate 20 --seconds "$lat_s" --config default
 	step "pgboss latency tuned" peer pgboss latency --rate 20 --seconds "$lat_s" --config tuned
 	# lote alone: priority under a backlog, fan-out, batches at scale
-	step "lote bench latency-backlog" lote_bench latency-backlog --backlog 50000 --rate 20 --seconds "$lat_s"
+	step "lote bench latency-backlog" lote_bench latency-backlog --backlog 50000 --rate 20 --seconds "$backlog_s"
 	step "lote bench fanout" lote_bench fanout --members 1000
 	if [ $quick = 0 ]; then
 		step "lote bench batch 100000" lote_bench batch --n 100000 --reps 3
