@@ -244,13 +244,27 @@ static int prepare_all(struct worker *w, lote_error *err)
 		if ((rc = prepare(w, k == 0 ? "retid_c" : "retid_e", sql, err)) < 0)
 			return rc;
 	}
+	/* The claim index of commands leads with priority, so a plain
+	 * min(run_at) read every pending row (with 1 000 000 delayed
+	 * commands: a parallel sequential scan, 143 ms, at every idle poll
+	 * of every worker). Instead: the distinct priorities by a skip scan
+	 * of that index (one descent each), and within each the earliest
+	 * row this worker may claim, in index order (0.3 ms). */
 	snprintf(sql, sizeof(sql),
+		"WITH RECURSIVE p(priority) AS ("
+		"  (SELECT c.priority FROM lote.commands c WHERE c.status = 'pending'"
+		"   ORDER BY c.priority LIMIT 1)"
+		"  UNION ALL"
+		"  SELECT (SELECT c.priority FROM lote.commands c WHERE c.status = 'pending'"
+		"    AND c.priority > p.priority ORDER BY c.priority LIMIT 1)"
+		"  FROM p WHERE p.priority IS NOT NULL)"
 		"SELECT ceil(extract(epoch FROM least("
-		"  (SELECT min(run_at) FROM lote.commands WHERE status = 'pending'"
-		"     AND type = ANY ($1::text[])%s),"
+		"  (SELECT min((SELECT c.run_at FROM lote.commands c WHERE c.status = 'pending'"
+		"     AND c.priority = p.priority AND c.type = ANY ($1::text[])%s"
+		"     ORDER BY c.run_at LIMIT 1)) FROM p),"
 		"  (SELECT min(run_at) FROM lote.events WHERE status = 'pending'"
 		"     AND type = ANY ($2::text[]))) - now()) * 1000)::bigint",
-		w->queues ? " AND queue = ANY ($3::text[])" : "");
+		w->queues ? " AND c.queue = ANY ($3::text[])" : "");
 	return prepare(w, "next_due", sql, err);
 }
 

@@ -338,6 +338,29 @@ static void delayed_command_does_not_run_early(void **state)
 	PQfinish(c);
 }
 
+/* With a 60 s poll and no wake-up (delayed rows send none), only the
+ * next due time makes a worker claim. It must see every priority: the
+ * row due first here has the lowest priority (5) behind a later one
+ * (-5), and a row of a type no handler claims (-10) must not count. */
+static void next_due_time_spans_priorities(void **state)
+{
+	struct engine_cfg cfg = { .poll_ms = 60000 };
+	PGconn *c = fresh("engine_due");
+	(void)state;
+	long long nobody = tl_int(c, "SELECT lote.enqueue('Nobody', '{}', NULL,"
+	                             " '{\"delay_ms\": 300, \"priority\": -10}')");
+	long long later = tl_int(c, "SELECT lote.enqueue('Record', '{}', NULL,"
+	                            " '{\"delay_ms\": 30000, \"priority\": -5}')");
+	long long soon = tl_int(c, "SELECT lote.enqueue('Record', '{}', NULL,"
+	                           " '{\"delay_ms\": 1500, \"priority\": 5}')");
+	pid_t e = start_engine(&cfg);
+	assert_true(tl_wait(c, 15000, "SELECT status = 'success' FROM lote.commands WHERE id = %lld", soon));
+	assert_int_equal(tl_int(c, "SELECT count(*) FROM runs WHERE id = %lld", later), 0);
+	assert_string_equal(tl_value(c, "SELECT status FROM lote.commands WHERE id = %lld", nobody), "pending");
+	assert_int_equal(tl_stop(e, SIGTERM, 15000), 0);
+	PQfinish(c);
+}
+
 static double run_latency_ms(PGconn *c)
 {
 	long long id = tl_int(c, "SELECT lote.enqueue('Record')");
@@ -547,6 +570,7 @@ int main(void)
 		cmocka_unit_test(chain_of_commands_keeps_lineage),
 		cmocka_unit_test(event_fans_out_atomically),
 		cmocka_unit_test(delayed_command_does_not_run_early),
+		cmocka_unit_test(next_due_time_spans_priorities),
 		cmocka_unit_test(notify_wakes_workers),
 		cmocka_unit_test(polling_finds_work_without_notify),
 		cmocka_unit_test(two_daemons_never_double_process),
