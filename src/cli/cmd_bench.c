@@ -18,6 +18,7 @@ static const char usage[] =
 	"    lote bench drain [--n N] [--workers W] [--batch B] [COMMON]\n"
 	"    lote bench batch [--n N] [--workers W] [--batch B] [--reps R] [COMMON]\n"
 	"    lote bench latency [--rate R] [--seconds S] [--workers W] [--batch B] [--events]\n"
+	"                      [--delayed N]\n"
 	"                      [COMMON]\n"
 	"    lote bench latency-backlog [--backlog N] [--work-ms MS] [--priority P]\n"
 	"                      [--rate R] [--seconds S] [--workers W] [--batch B] [COMMON]\n"
@@ -63,6 +64,9 @@ static const char usage[] =
 	"        handler stamps CLOCK_REALTIME on entry. commit->start is that stamp\n"
 	"        minus the moment the enqueue's COMMIT returned; call->start counts\n"
 	"        from just before the call. Reports p50, p95, p99 and max in ms.\n"
+	"        With --delayed N, N commands of the samples' type and priority are\n"
+	"        queued first, due in a day: what a large delayed backlog costs\n"
+	"        the claims.\n"
 	"    latency-backlog\n"
 	"        The same samples, enqueued with priority P (default -10; lower runs\n"
 	"        first) while the workers are busy with a backlog of N commands\n"
@@ -109,6 +113,8 @@ static const char usage[] =
 	"    --backlog N      latency-backlog: commands queued ahead (default 50000)\n"
 	"    --work-ms MS     latency-backlog: work of each backlog command (1)\n"
 	"    --priority P     latency-backlog: priority of the samples (-10)\n"
+	"    --delayed N      latency, latency-backlog: commands queued first, due in\n"
+	"                     a day (default none)\n"
 	"    --members M      fanout: members of the batch (default 1000)\n"
 	"    --events         latency, latency-backlog: the engine also listens to an\n"
 	"                     event type, as a daemon that handles events and commands\n"
@@ -140,7 +146,7 @@ static const char usage[] =
 
 enum { OPT_N = 256, OPT_WORKERS, OPT_BATCH, OPT_RATE, OPT_SECONDS, OPT_MAX_SECONDS,
        OPT_DATABASE, OPT_JSON, OPT_DB, OPT_HANDLER, OPT_CONCURRENCY, OPT_TYPES, OPT_WAIT_GO, OPT_REPS,
-       OPT_BACKLOG, OPT_WORK_MS, OPT_PRIORITY, OPT_MEMBERS, OPT_EVENTS };
+       OPT_BACKLOG, OPT_WORK_MS, OPT_PRIORITY, OPT_MEMBERS, OPT_EVENTS, OPT_DELAYED };
 
 static bool parse_num(const char *opt, const char *arg, double lo, double hi, double *ret)
 {
@@ -177,6 +183,7 @@ static int parse_opts(int argc, char **argv, struct bench_opts *o)
 		{ "priority", required_argument, NULL, OPT_PRIORITY },
 		{ "members", required_argument, NULL, OPT_MEMBERS },
 		{ "events", no_argument, NULL, OPT_EVENTS },
+		{ "delayed", required_argument, NULL, OPT_DELAYED },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -224,6 +231,11 @@ static int parse_opts(int argc, char **argv, struct bench_opts *o)
 			if (!parse_num("backlog", optarg, 1, MAX_N, &v))
 				return EXIT_USAGE;
 			o->backlog = (long)v;
+			break;
+		case OPT_DELAYED:
+			if (!parse_num("delayed", optarg, 1, MAX_N, &v))
+				return EXIT_USAGE;
+			o->delayed = (long)v;
 			break;
 		case OPT_WORK_MS:
 			if (!parse_num("work-ms", optarg, 0, 60000, &v))
@@ -286,6 +298,10 @@ int cmd_bench(int argc, char **argv)
 		return bench_batch(&o, &srv);
 	if (strcmp(sub, "fanout") == 0)
 		return bench_fanout(&o, &srv);
+	if (o.delayed && strcmp(sub, "latency") != 0 && strcmp(sub, "latency-backlog") != 0) {
+		cli_error("bench", "--delayed belongs to latency and latency-backlog");
+		return EXIT_USAGE;
+	}
 	if (strcmp(sub, "latency-backlog") == 0) {
 		if (!o.backlog)
 			o.backlog = 50000;

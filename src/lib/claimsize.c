@@ -20,3 +20,8 @@ int lote__claim_next(int asked, int got, int64_t spent_us, int max)
 		return asked;
 	return next > 2 * asked ? 2 * asked : next;
 }
+
+bool lote__claim_slow(int asked, int got, int64_t claim_us)
+{
+	return got < asked && claim_us > LOTE__CLAIM_SLOW_US;
+}

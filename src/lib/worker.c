@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "claimsize.h"
+#include "claimsql.h"
 #include "db.h"
 #include "engine_int.h"
 #include "error.h"
@@ -40,6 +41,8 @@ struct worker {
 	struct lote__tx tx;
 	int claim[2];          /* rows to ask for next, per lote_kind - 1
 	                        * (claimsize.h) */
+	int64_t skip_until_us; /* claim commands with the skip form until
+	                        * then (claimsql.h) */
 	char begin[65536];     /* BEGIN + lock of the current group */
 };
 
@@ -113,40 +116,15 @@ static int prepare(struct worker *w, const char *name, const char *sql, lote_err
 /* The statements of the hot path, prepared once per connection. */
 static int prepare_all(struct worker *w, lote_error *err)
 {
-	char sql[4096];
-	const char *queue_filter = w->queues ? " AND queue = ANY ($5::text[])" : "";
+	char sql[8192];
 	int rc;
 
-	snprintf(sql, sizeof(sql),
-		/* = ANY (ARRAY(…)) rather than a join: with a join the planner
-		 * turns to a sequential scan of the table for large batches. By
-		 * ctid, not id: the rows are locked by this statement, so the
-		 * versions it locked are the ones to update, and a TID scan
-		 * skips 1 000 descents of the primary key (claim of 1 000 rows:
-		 * 13.8-15.5 ms -> 9.1-11.5 ms in EXPLAIN ANALYZE). A row whose
-		 * newer version was locked after a concurrent update is not
-		 * visible to the TID scan and stays pending, for a later claim. */
-		"WITH t AS (UPDATE lote.commands t SET status = 'processing', attempt = t.attempt + 1,"
-		"  started_at = clock_timestamp(),"
-		"  lease_until = clock_timestamp() + $3::bigint * interval '1 millisecond',"
-		"  worker_id = $4"
-		"  WHERE t.ctid = ANY (ARRAY(SELECT ctid FROM lote.commands"
-		"   WHERE status = 'pending' AND run_at <= now() AND type = ANY ($1::text[])%s"
-		"   ORDER BY priority, run_at, id LIMIT $2 FOR UPDATE SKIP LOCKED))"
-		"  RETURNING t.id, t.type, t.institution_id, t.data, t.attempt, t.max_attempts,"
-		"   t.event_id, t.parent_id, t.original_id, t.batch_id, t.priority, t.run_at,"
-		"   t.ctid AS tid),"
-		/* A batch turns processing when its first member is claimed; later
-		 * claims find it no longer pending and touch nothing. */
-		" b AS (UPDATE lote.batches SET status = 'processing', started_at = clock_timestamp()"
-		"  WHERE id IN (SELECT batch_id FROM t WHERE batch_id IS NOT NULL)"
-		"   AND status = 'pending')"
-		/* RETURNING gives heap order: run the group in queue order, so an
-		 * urgent row claimed with 20 slow ones does not wait for them */
-		" SELECT * FROM t ORDER BY priority, run_at, id",
-		queue_filter);
-	if ((rc = prepare(w, "claim_c", sql, err)) < 0)
-		return rc;
+	for (int skip = 0; skip < 2; skip++) {
+		if (lote__claim_commands_sql(sql, sizeof(sql), skip, w->queues != NULL) < 0)
+			return lote__fail(err, LOTE_EINVAL, "claim statement too long");
+		if ((rc = prepare(w, skip ? "claim_cs" : "claim_c", sql, err)) < 0)
+			return rc;
+	}
 	rc = prepare(w, "claim_e",
 		"WITH t AS (UPDATE lote.events t SET status = 'processing', attempt = t.attempt + 1,"
 		"  started_at = clock_timestamp(),"
@@ -679,7 +657,7 @@ static int run_group(struct worker *w, lote_kind kind)
 	struct row *rows;
 	int n, count = 0, rc = 0;
 	lote_error err = { 0 };
-	bool redo = false;
+	bool redo = false, skip;
 
 	int asked = w->claim[kind - 1];
 	int64_t began_us = lote__now_us();
@@ -691,7 +669,8 @@ static int run_group(struct worker *w, lote_kind kind)
 	params[2] = lease;
 	params[3] = w->id_text;
 	params[4] = w->queues;
-	res = PQexecPrepared(w->conn, kind == LOTE_COMMAND ? "claim_c" : "claim_e",
+	skip = kind == LOTE_COMMAND && began_us < w->skip_until_us;
+	res = PQexecPrepared(w->conn, kind == LOTE_EVENT ? "claim_e" : skip ? "claim_cs" : "claim_c",
 	                     kind == LOTE_COMMAND && w->queues ? 5 : 4, params, NULL, NULL, 0);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 		log_error("claim failed: %s", PQresultErrorMessage(res));
@@ -699,6 +678,16 @@ static int run_group(struct worker *w, lote_kind kind)
 		return PQstatus(w->conn) == CONNECTION_OK ? 0 : LOTE_ECONN;
 	}
 	n = PQntuples(res);
+	if (kind == LOTE_COMMAND && !skip &&
+	    lote__claim_slow(asked, n, lote__now_us() - began_us)) {
+		/* said once; later switches only at debug level */
+		lote__log(w->skip_until_us ? LOTE_LOG_DEBUG : LOTE_LOG_INFO,
+		          "a claim of %d commands found %d in %lld ms, reading past rows it could"
+		          " not take (delayed, of other types or queues, or dead): claiming"
+		          " priority by priority for %d s", asked, n,
+		          (long long)((lote__now_us() - began_us) / 1000), LOTE__CLAIM_SKIP_US / 1000000);
+		w->skip_until_us = lote__now_us() + LOTE__CLAIM_SKIP_US;
+	}
 	if (n == 0) {
 		PQclear(res);
 		return 0;

@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "claimsql.h"
 #include "testlib.h"
 
 static char *db; /* conninfo of the current test's database */
@@ -361,6 +362,111 @@ static void next_due_time_spans_priorities(void **state)
 	PQfinish(c);
 }
 
+/* One worker runs due rows in (priority, run_at, id) order, past delayed
+ * rows and rows of a type it has no handler for, across more distinct
+ * priorities than the claim reads by skipping (100): here the first 100
+ * pending priorities hold delayed rows only. */
+static void claims_follow_priority_order(void **state)
+{
+	struct engine_cfg cfg = { .workers = 1 };
+	PGconn *c = fresh("engine_priority");
+	(void)state;
+	/* 37 and 150 are coprime: 150 distinct priorities, two rows each,
+	 * ids in no particular priority order */
+	tl_exec(c, "SELECT lote.enqueue('Record', jsonb_build_object('i', i), NULL,"
+	           " jsonb_build_object('priority', i * 37 %% 150 - 75)) FROM generate_series(1, 300) i");
+	tl_exec(c, "SELECT lote.enqueue('Record', '{}', NULL,"
+	           " jsonb_build_object('priority', p, 'delay_ms', 3600000))"
+	           " FROM (SELECT generate_series(-300, -201) UNION ALL VALUES (-75), (0), (74)) d(p)");
+	tl_exec(c, "SELECT lote.enqueue('Nobody', '{}', NULL, '{\"priority\": -100}')");
+	pid_t e = start_engine(&cfg);
+	assert_true(tl_wait(c, 30000, "SELECT count(*) = 300 FROM runs"));
+	assert_int_equal(tl_int(c, "SELECT count(*) FROM (SELECT row_number() OVER (ORDER BY r.at) AS ran,"
+	                           " row_number() OVER (ORDER BY k.priority, k.run_at, k.id) AS due"
+	                           " FROM runs r JOIN lote.commands k ON k.id = r.id) x WHERE ran <> due"), 0);
+	assert_int_equal(tl_int(c, "SELECT count(*) FROM lote.commands WHERE status = 'pending'"), 104);
+	assert_int_equal(tl_stop(e, SIGTERM, 15000), 0);
+	PQfinish(c);
+}
+
+/* Runs one form of the claim statement in a transaction it rolls back;
+ * returns the claimed ids in order, comma-separated (static buffer). */
+static const char *claim_ids(PGconn *c, bool skip, const char *types, const char *limit,
+                             const char *queues)
+{
+	static char out[16384];
+	char sql[8192];
+	const char *params[5] = { types, limit, "60000", "1", queues };
+	PGresult *res;
+
+	assert_true(lote__claim_commands_sql(sql, sizeof(sql), skip, queues != NULL) > 0);
+	tl_exec(c, "BEGIN");
+	res = PQexecParams(c, sql, queues ? 5 : 4, NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK)
+		fail_msg("claim (%s): %s", skip ? "skip" : "plain", PQresultErrorMessage(res));
+	out[0] = '\0';
+	for (int i = 0; i < PQntuples(res); i++) {
+		size_t len = strlen(out);
+		snprintf(out + len, sizeof(out) - len, "%s%s", i ? "," : "", PQgetvalue(res, i, 0));
+	}
+	PQclear(res);
+	tl_exec(c, "ROLLBACK");
+	return out;
+}
+
+/* The two forms of the claim (claimsql.h) take the same rows in the same
+ * order: across more distinct priorities than the skip form reads by
+ * skipping, past delayed rows, other types, other queues, rows that are
+ * not pending and rows another transaction holds. */
+static void claim_forms_agree(void **state)
+{
+	PGconn *c = fresh("engine_claim_forms"), *other = tl_connect(db);
+	static const char *const types[] = { "{Record}", "{Record,Other}", "{Nobody}", "{Absent}" };
+	static const char *const limits[] = { "1", "7", "100", "1000" };
+	static const char *const queues[] = { NULL, "{q1}", "{q1,default}" };
+	int compared = 0;
+	(void)state;
+	tl_exec(c, "INSERT INTO lote.commands (institution_id, type, data, status, queue, priority, run_at)"
+	           " SELECT '00000000-0000-0000-0000-000000000000',"
+	           "  (ARRAY['Record', 'Other', 'Nobody'])[1 + i %% 3], '{}',"
+	           "  CASE WHEN i %% 13 = 0 THEN 'processing' ELSE 'pending' END,"
+	           "  CASE WHEN i %% 4 = 0 THEN 'q1' ELSE 'default' END,"
+	           "  i * 37 %% 150 - 75, now() - (i %% 17) * interval '1 second'"
+	           " FROM generate_series(1, 900) i");
+	tl_exec(c, "INSERT INTO lote.commands (institution_id, type, data, queue, priority, run_at)"
+	           " SELECT '00000000-0000-0000-0000-000000000000', 'Record', '{}', q, p,"
+	           "  now() + interval '1 hour'"
+	           " FROM generate_series(-300, -201) p, unnest('{default,q1}'::text[]) q");
+	tl_exec(c, "ANALYZE lote.commands");
+	/* another transaction holds the five most urgent due rows */
+	tl_exec(other, "BEGIN");
+	char *held = strdup(tl_value(other, "SELECT array_agg(id)::text FROM (SELECT id FROM lote.commands"
+	                                    " WHERE status = 'pending' AND run_at <= now()"
+	                                    " ORDER BY priority, run_at, id LIMIT 5 FOR UPDATE) s"));
+	for (size_t t = 0; t < sizeof(types) / sizeof(*types); t++)
+		for (size_t l = 0; l < sizeof(limits) / sizeof(*limits); l++)
+			for (size_t q = 0; q < sizeof(queues) / sizeof(*queues); q++) {
+				char *plain = strdup(claim_ids(c, false, types[t], limits[l], queues[q]));
+				const char *skip = claim_ids(c, true, types[t], limits[l], queues[q]);
+				assert_string_equal(skip, plain);
+				compared += *plain != '\0';
+				free(plain);
+			}
+	/* not vacuous: most combinations claim something */
+	assert_true(compared >= 24);
+	/* the held rows were skipped, and are claimed once free */
+	const char *all = claim_ids(c, true, "{Record,Other,Nobody}", "1000", NULL);
+	assert_int_equal(tl_int(c, "SELECT count(*) FROM unnest('%s'::bigint[]) h"
+	                           " WHERE h = ANY ('{%s}'::bigint[])", held, all), 0);
+	tl_exec(other, "ROLLBACK");
+	all = claim_ids(c, true, "{Record,Other,Nobody}", "1000", NULL);
+	assert_int_equal(tl_int(c, "SELECT count(*) FROM unnest('%s'::bigint[]) h"
+	                           " WHERE h = ANY ('{%s}'::bigint[])", held, all), 5);
+	free(held);
+	PQfinish(other);
+	PQfinish(c);
+}
+
 static double run_latency_ms(PGconn *c)
 {
 	long long id = tl_int(c, "SELECT lote.enqueue('Record')");
@@ -571,6 +677,8 @@ int main(void)
 		cmocka_unit_test(event_fans_out_atomically),
 		cmocka_unit_test(delayed_command_does_not_run_early),
 		cmocka_unit_test(next_due_time_spans_priorities),
+		cmocka_unit_test(claims_follow_priority_order),
+		cmocka_unit_test(claim_forms_agree),
 		cmocka_unit_test(notify_wakes_workers),
 		cmocka_unit_test(polling_finds_work_without_notify),
 		cmocka_unit_test(two_daemons_never_double_process),

@@ -67,6 +67,19 @@ static void zero_time(void **state)
 	assert_int_equal(lote__claim_next(10, 10, -5, 1000), 20);
 }
 
+/* Only a claim that came back short and took long says it read past rows
+ * it could not take; a full slow one is a busy server, a short fast one a
+ * shallow queue. */
+static void slow_short_claims_switch_to_skipping(void **state)
+{
+	(void)state;
+	assert_true(lote__claim_slow(10, 0, 40000));
+	assert_true(lote__claim_slow(1000, 999, LOTE__CLAIM_SLOW_US + 1));
+	assert_false(lote__claim_slow(1000, 1000, 40000));
+	assert_false(lote__claim_slow(10, 1, 300));
+	assert_false(lote__claim_slow(10, 0, LOTE__CLAIM_SLOW_US));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -75,6 +88,7 @@ int main(void)
 		cmocka_unit_test(slow_handlers_shrink_at_once),
 		cmocka_unit_test(short_claims_do_not_grow),
 		cmocka_unit_test(zero_time),
+		cmocka_unit_test(slow_short_claims_switch_to_skipping),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

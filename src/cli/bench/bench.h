@@ -153,6 +153,7 @@ struct bench_opts {
 	long busy_us;       /* latency-backlog: work of each backlog command */
 	int priority;       /* latency-backlog: of the measured commands */
 	long members;       /* fanout: members of the batch */
+	long delayed;       /* latency: commands queued first, due in a day */
 	bool events;        /* latency: the engine also listens to an event type */
 	const char *dbname;
 	bool json;

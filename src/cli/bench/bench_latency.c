@@ -82,6 +82,12 @@ static const char backlog_sql[] =
 	"SELECT cardinality(lote.enqueue_many('busy',"
 	" (SELECT array_agg(jsonb_build_object('i', g)) FROM generate_series(1, $1::int) g)))";
 
+/* Delayed commands of the samples' type and priority 0, due in a day. */
+static const char delayed_sql[] =
+	"SELECT cardinality(lote.enqueue_many('lat',"
+	" (SELECT array_agg(jsonb_build_object('i', g)) FROM generate_series(1, $1::int) g),"
+	" NULL, '{\"delay_ms\": 86400000}'))";
+
 static void latency_row(const char *what, const json_t *s)
 {
 	printf("    %-14s p50 %7.3f   p95 %7.3f   p99 %7.3f   max %8.3f   (%lld samples)\n", what,
@@ -128,8 +134,12 @@ int bench_latency(const struct bench_opts *o, PGconn *conn, const char *conninfo
 		if (bench_exec_int(conn, backlog_sql,
 		                   o->backlog - i < PREFILL_CHUNK ? o->backlog - i : PREFILL_CHUNK) < 0)
 			goto out;
+	for (long i = 0; i < o->delayed; i += PREFILL_CHUNK)
+		if (bench_exec_int(conn, delayed_sql,
+		                   o->delayed - i < PREFILL_CHUNK ? o->delayed - i : PREFILL_CHUNK) < 0)
+			goto out;
 	sh->busy_us = o->busy_us;
-	if ((o->backlog && bench_settle(conn) < 0) ||
+	if (((o->backlog || o->delayed) && bench_settle(conn) < 0) ||
 	    lote__db_value(conn, "SELECT now()", 0, NULL, &now_ts, &err) < 0)
 		goto out;
 	snprintf(name, sizeof(name), "lote-bench-%d", (int)getpid());
@@ -211,12 +221,15 @@ int bench_latency(const struct bench_opts *o, PGconn *conn, const char *conninfo
 		double p95 = json_real_value(json_object_get(commit_stats, "p95"));
 		double p99 = json_real_value(json_object_get(commit_stats, "p99"));
 		json_t *rec = json_pack("{s:s, s:s, s:s, s:i, s:i, s:f, s:f, s:f, s:f, s:f, s:o, s:o}",
-		                        "peer", "lote", "bench", o->backlog ? "latency-backlog" : "latency",
+		                        "peer", "lote", "bench",
+		                        o->backlog ? "latency-backlog" : o->delayed ? "latency-delayed" : "latency",
 		                        "config", config,
 		                        "workers", workers, "batch", batch, "rate", o->rate,
 		                        "seconds", o->seconds, "p50_ms", p50, "p95_ms", p95,
 		                        "p99_ms", p99, "commit_to_start_ms", commit_stats,
 		                        "enqueue_call_to_start_ms", call_stats);
+		if (o->delayed)
+			json_object_set_new(rec, "delayed", json_integer(o->delayed));
 		if (o->events)
 			json_object_set_new(rec, "events", json_true());
 		if (o->backlog) {
@@ -229,6 +242,8 @@ int bench_latency(const struct bench_opts *o, PGconn *conn, const char *conninfo
 	} else {
 		bench_header_once(o, srv);
 		printf("  latency, %g/s for %g s, %s (ms)", o->rate, o->seconds, config);
+		if (o->delayed)
+			printf(", %ld delayed commands queued", o->delayed);
 		if (o->backlog)
 			printf(", priority %d behind a backlog of %ld commands of %ld us"
 			       " (%ld still queued at the end)", o->priority, o->backlog, o->busy_us,
