@@ -67,17 +67,18 @@ static void zero_time(void **state)
 	assert_int_equal(lote__claim_next(10, 10, -5, 1000), 20);
 }
 
-/* Only a claim that came back short and took long says it read past rows
- * it could not take; a full slow one is a busy server, a short fast one a
- * shallow queue. */
-static void slow_short_claims_switch_to_skipping(void **state)
+/* A claim that came back short and took long read past rows it could not
+ * take. A full slow one is a busy server, a short fast one a shallow
+ * queue. */
+static void slow_claims_switch_to_skipping(void **state)
 {
 	(void)state;
-	assert_true(lote__claim_slow(10, 0, 40000));
+	assert_true(lote__claim_slow(10, 0, 40000));        /* idle, behind delayed rows */
 	assert_true(lote__claim_slow(1000, 999, LOTE__CLAIM_SLOW_US + 1));
-	assert_false(lote__claim_slow(1000, 1000, 40000));
-	assert_false(lote__claim_slow(10, 1, 300));
+	assert_false(lote__claim_slow(10, 1, 300));         /* a shallow queue */
 	assert_false(lote__claim_slow(10, 0, LOTE__CLAIM_SLOW_US));
+	assert_false(lote__claim_slow(1000, 1000, 15000));  /* 1 000 due rows */
+	assert_false(lote__claim_slow(158, 158, 25000));    /* 8 workers on 2 cores */
 }
 
 int main(void)
@@ -88,7 +89,7 @@ int main(void)
 		cmocka_unit_test(slow_handlers_shrink_at_once),
 		cmocka_unit_test(short_claims_do_not_grow),
 		cmocka_unit_test(zero_time),
-		cmocka_unit_test(slow_short_claims_switch_to_skipping),
+		cmocka_unit_test(slow_claims_switch_to_skipping),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
