@@ -27,8 +27,9 @@
  * behind 1 000 000 delayed rows 40 ms. Full claims never switch: with 8
  * workers on 2 cores a full one of 150 rows takes 20-25 ms of contention
  * alone, and there the skip form (~25 us more a claim) cost about 13 % of
- * a drain's rate. So due rows queued behind a large delayed backlog at a
- * more urgent priority are still claimed by the plain scan. */
+ * a drain's rate. So while claims come back full, due rows of a less
+ * urgent priority than a large delayed backlog are still claimed by the
+ * plain scan, which reads past the delayed rows every time. */
 #define LOTE__CLAIM_SLOW_US 5000
 #define LOTE__CLAIM_SKIP_US 60000000
 
