@@ -222,27 +222,8 @@ static int prepare_all(struct worker *w, lote_error *err)
 		if ((rc = prepare(w, k == 0 ? "retid_c" : "retid_e", sql, err)) < 0)
 			return rc;
 	}
-	/* The claim index of commands leads with priority, so a plain
-	 * min(run_at) read every pending row (with 1 000 000 delayed
-	 * commands: a parallel sequential scan, 143 ms, at every idle poll
-	 * of every worker). Instead: the distinct priorities by a skip scan
-	 * of that index (one descent each), and within each the earliest
-	 * row this worker may claim, in index order (0.3 ms). */
-	snprintf(sql, sizeof(sql),
-		"WITH RECURSIVE p(priority) AS ("
-		"  (SELECT c.priority FROM lote.commands c WHERE c.status = 'pending'"
-		"   ORDER BY c.priority LIMIT 1)"
-		"  UNION ALL"
-		"  SELECT (SELECT c.priority FROM lote.commands c WHERE c.status = 'pending'"
-		"    AND c.priority > p.priority ORDER BY c.priority LIMIT 1)"
-		"  FROM p WHERE p.priority IS NOT NULL)"
-		"SELECT ceil(extract(epoch FROM least("
-		"  (SELECT min((SELECT c.run_at FROM lote.commands c WHERE c.status = 'pending'"
-		"     AND c.priority = p.priority AND c.type = ANY ($1::text[])%s"
-		"     ORDER BY c.run_at LIMIT 1)) FROM p),"
-		"  (SELECT min(run_at) FROM lote.events WHERE status = 'pending'"
-		"     AND type = ANY ($2::text[]))) - now()) * 1000)::bigint",
-		w->queues ? " AND c.queue = ANY ($3::text[])" : "");
+	if (lote__next_due_sql(sql, sizeof(sql), w->queues != NULL) < 0)
+		return lote__fail(err, LOTE_EINVAL, "next due statement too long");
 	return prepare(w, "next_due", sql, err);
 }
 
@@ -678,15 +659,15 @@ static int run_group(struct worker *w, lote_kind kind)
 		return PQstatus(w->conn) == CONNECTION_OK ? 0 : LOTE_ECONN;
 	}
 	n = PQntuples(res);
-	if (kind == LOTE_COMMAND && !skip &&
-	    lote__claim_slow(asked, n, lote__now_us() - began_us)) {
+	int64_t claimed_us = lote__now_us();
+	if (kind == LOTE_COMMAND && !skip && lote__claim_slow(asked, n, claimed_us - began_us)) {
 		/* said once; later switches only at debug level */
 		lote__log(w->skip_until_us ? LOTE_LOG_DEBUG : LOTE_LOG_INFO,
 		          "a claim of %d commands found %d in %lld ms, reading past rows it could"
 		          " not take (delayed, of other types or queues, or dead): claiming"
 		          " priority by priority for %d s", asked, n,
-		          (long long)((lote__now_us() - began_us) / 1000), LOTE__CLAIM_SKIP_US / 1000000);
-		w->skip_until_us = lote__now_us() + LOTE__CLAIM_SKIP_US;
+		          (long long)((claimed_us - began_us) / 1000), LOTE__CLAIM_SKIP_US / 1000000);
+		w->skip_until_us = claimed_us + LOTE__CLAIM_SKIP_US;
 	}
 	if (n == 0) {
 		PQclear(res);

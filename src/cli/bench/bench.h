@@ -34,7 +34,7 @@
 #define MAX_LATENCY_SAMPLES 200000
 #define WARMUP_SINGLE 200       /* enqueue calls before the clock starts */
 #define WARMUP_LATENCY 20       /* commands run one at a time before sampling */
-#define PREFILL_CHUNK 10000     /* drain prefill: commands per statement */
+#define PREFILL_CHUNK 10000     /* prefills: commands per statement */
 #define READY_TIMEOUT_MS 30000  /* engine start-up, worker mode and latency */
 #define HANDLED_EVERY_MS 5      /* worker mode: HANDLED lines at most this often */
 #define NIL_UUID "00000000-0000-0000-0000-000000000000"
@@ -138,6 +138,8 @@ int bench_settle(PGconn *conn);       /* VACUUM ANALYZE, CHECKPOINT */
 int bench_reset_tables(PGconn *conn); /* empty hot tables, then settle */
 int bench_exec(PGconn *conn, const char *sql);
 int bench_exec_int(PGconn *conn, const char *sql, long n); /* one integer $1 */
+/* sql (its $1: how many rows) run for n rows, PREFILL_CHUNK at a time */
+int bench_prefill(PGconn *conn, const char *sql, long n);
 long bench_query_long(PGconn *conn, const char *sql);     /* -1 on error */
 /* lote.enqueue_many of $1 'noop' commands, one statement */
 extern const char bench_bulk_enqueue_sql[];

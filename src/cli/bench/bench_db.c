@@ -167,6 +167,14 @@ int bench_exec_int(PGconn *conn, const char *sql, long n)
 	return 0;
 }
 
+int bench_prefill(PGconn *conn, const char *sql, long n)
+{
+	for (long i = 0; i < n; i += PREFILL_CHUNK)
+		if (bench_exec_int(conn, sql, n - i < PREFILL_CHUNK ? n - i : PREFILL_CHUNK) < 0)
+			return -1;
+	return 0;
+}
+
 long bench_query_long(PGconn *conn, const char *sql)
 {
 	lote_error err = { 0 };

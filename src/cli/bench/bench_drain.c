@@ -42,12 +42,8 @@ int bench_drain(const struct bench_opts *o, PGconn *conn, const char *conninfo,
 	}
 	if (bench_reset_tables(conn) < 0)
 		goto out;
-	for (long i = 0; !as_batch && i < n; i += PREFILL_CHUNK) {
-		long k = n - i < PREFILL_CHUNK ? n - i : PREFILL_CHUNK;
-		if (bench_exec_int(conn, bench_bulk_enqueue_sql, k) < 0)
-			goto out;
-	}
-	if (as_batch && bench_exec_int(conn, batch_prefill_sql, n) < 0)
+	if (as_batch ? bench_exec_int(conn, batch_prefill_sql, n) < 0
+	             : bench_prefill(conn, bench_bulk_enqueue_sql, n) < 0)
 		goto out;
 	if (bench_settle(conn) < 0)
 		goto out;

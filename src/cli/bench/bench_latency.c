@@ -130,14 +130,9 @@ int bench_latency(const struct bench_opts *o, PGconn *conn, const char *conninfo
 	}
 	if (bench_reset_tables(conn) < 0)
 		goto out;
-	for (long i = 0; i < o->backlog; i += PREFILL_CHUNK)
-		if (bench_exec_int(conn, backlog_sql,
-		                   o->backlog - i < PREFILL_CHUNK ? o->backlog - i : PREFILL_CHUNK) < 0)
-			goto out;
-	for (long i = 0; i < o->delayed; i += PREFILL_CHUNK)
-		if (bench_exec_int(conn, delayed_sql,
-		                   o->delayed - i < PREFILL_CHUNK ? o->delayed - i : PREFILL_CHUNK) < 0)
-			goto out;
+	if (bench_prefill(conn, backlog_sql, o->backlog) < 0 ||
+	    bench_prefill(conn, delayed_sql, o->delayed) < 0)
+		goto out;
 	sh->busy_us = o->busy_us;
 	if (((o->backlog || o->delayed) && bench_settle(conn) < 0) ||
 	    lote__db_value(conn, "SELECT now()", 0, NULL, &now_ts, &err) < 0)
