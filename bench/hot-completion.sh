@@ -4,7 +4,8 @@
 # measurement; BENCHMARKS.md "Where the next drain gain is").
 #
 #   bench/hot-completion.sh [--rows N] [--seconds S] [--clients C] [--reps R]
-#                           [--variants "current fewer hot30 hot50 hot100 nolease30"]
+#                           [--variants "current fewer hot30 hot50 hot100 nolease30
+#                                        claims20 claims30 log20 log30"]
 #
 # Uses the server of LOTE_DATABASE_URL (the role needs CREATEDB) and a
 # scratch database lote_hot_exp, dropped at the end. lote's schema is
@@ -28,6 +29,19 @@
 #             in a side table instead (one row per claim of up to 1000,
 #             not simulated here), one index entry per command (the
 #             claim's primary-key entry)
+#   claimsFF  the HOT design as it would have to be built (FF: fillfactor):
+#             the status CHECK kept, the claim, awaiting and failed-member
+#             indexes on stored generated columns, no lease index; a
+#             claim writes one row into a side table of leases (its id,
+#             worker, lease end and the claimed ids; the claim id and claim
+#             time go on the rows) and the group's completion deletes it in
+#             the same statement; the archive finds finished rows by an
+#             index on a stored coalesce(claimed_at, finished_at) (set at
+#             claim, so a completion leaves it alone): two index entries
+#             per command after the enqueue's, none at completion
+#   logFF     claimsFF without the archive's index: the side table keeps
+#             each group as a log (the completion marks it done, the
+#             archive would walk the log), one entry per command
 #
 # Each variant is prefilled with N pending rows, VACUUM ANALYZEd and
 # checkpointed, then pgbench (-M prepared, C clients) runs lote's two
@@ -43,7 +57,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 lote=${LOTE:-$here/../build/lote}
 rows=2000000 secs=10 clients=2 reps=3
-variants="current fewer hot30 hot50 hot100 nolease30"
+variants="current fewer hot30 hot50 hot100 nolease30 claims20 claims30 log20 log30"
 while [ $# -gt 0 ]; do
 	case "$1" in
 		--rows) rows=${2:?}; shift 2 ;;
@@ -89,6 +103,15 @@ script() { # name claim_where done_set order_column
 }
 script today "status = 'pending' AND run_at <= now()" ", lease_until = NULL" run_at
 script hot "claim_due <= now()" "" claim_due
+# claimsFF and logFF: the lease in a side table, one row per claim (see
+# the header); logFF marks the row done instead of deleting it
+cat >"$work/claims.sql" <<-EOF
+	BEGIN;
+	WITH g AS (SELECT nextval('g_id_seq') AS id), c AS (UPDATE t SET status = 'processing', attempt = attempt + 1, started_at = clock_timestamp(), claimed_at = clock_timestamp(), lease_until = clock_timestamp() + interval '60 s', worker_id = :client_id + 1, claim_id = (SELECT id FROM g) WHERE ctid = ANY (ARRAY(SELECT ctid FROM t WHERE is_pending AND run_at <= now() ORDER BY priority, run_at, id LIMIT 1000 FOR UPDATE SKIP LOCKED)) RETURNING id, ctid), i AS (INSERT INTO g (id, worker_id, lease_until, ids) SELECT (SELECT id FROM g), :client_id + 1, clock_timestamp() + interval '60 s', array_agg(id) FROM c) SELECT array_agg(ctid) AS tids, (SELECT id FROM g) AS gid FROM c \gset
+	COMMIT;
+	WITH d AS (DELETE FROM g WHERE id = :gid) UPDATE t SET status = 'success', started_at = clock_timestamp(), finished_at = clock_timestamp(), duration = interval '1 ms', error = NULL, lease_until = NULL WHERE ctid = ANY (:tids::tid[]) AND (status = 'processing') IS TRUE AND worker_id = :client_id + 1;
+	EOF
+sed -e 's/WITH d AS (DELETE FROM g WHERE id = :gid)/WITH d AS (UPDATE g SET done = true WHERE id = :gid)/' "$work/claims.sql" >"$work/log.sql"
 
 setup() { # variant
 	local v=$1 ff
@@ -102,6 +125,31 @@ setup() { # variant
 				q -c "DROP INDEX $i"
 			done
 		fi ;;
+	claims*|log*)
+		ff=${v#claims}; ff=${ff#log}
+		q <<-EOF
+		CREATE TABLE t (LIKE lote.commands INCLUDING DEFAULTS INCLUDING IDENTITY) WITH (fillfactor = $ff);
+		ALTER TABLE t ADD PRIMARY KEY (id), ADD CHECK (max_attempts >= 1),
+		  ADD CHECK (status IN ('awaiting', 'pending', 'processing', 'success', 'error', 'cancelled')),
+		  ADD claim_id bigint, ADD claimed_at timestamptz,
+		  ADD is_pending boolean GENERATED ALWAYS AS (status = 'pending') STORED,
+		  ADD is_awaiting boolean GENERATED ALWAYS AS (status = 'awaiting') STORED,
+		  ADD failed_batch_id bigint GENERATED ALWAYS AS
+		      (CASE WHEN status IN ('error', 'cancelled') AND replaced_by IS NULL THEN batch_id END) STORED,
+		  ADD archive_from timestamptz GENERATED ALWAYS AS (coalesce(claimed_at, finished_at)) STORED;
+		CREATE INDEX ON t (priority, run_at, id) WHERE is_pending;
+		CREATE INDEX ON t (id) WHERE is_awaiting;
+		CREATE INDEX ON t (failed_batch_id) WHERE failed_batch_id IS NOT NULL;
+		$( [ "${v#claims}" != "$v" ] && echo "CREATE INDEX ON t (archive_from) WHERE archive_from IS NOT NULL;" )
+		CREATE INDEX ON t (event_id, id) WHERE event_id IS NOT NULL;
+		CREATE INDEX ON t (parent_id, id) WHERE parent_id IS NOT NULL;
+		CREATE INDEX ON t (original_id, id) WHERE original_id IS NOT NULL;
+		CREATE INDEX ON t (replaced_by) WHERE replaced_by IS NOT NULL;
+		DROP TABLE IF EXISTS g;
+		CREATE TABLE g (id bigserial PRIMARY KEY, worker_id bigint NOT NULL, lease_until timestamptz NOT NULL, ids bigint[] NOT NULL, done boolean NOT NULL DEFAULT false);
+		CREATE INDEX ON g (lease_until) WHERE NOT done;
+		EOF
+		;;
 	hot*|nolease*)
 		ff=${v#hot}; ff=${ff#nolease}
 		q <<-EOF
@@ -114,7 +162,7 @@ setup() { # variant
 		CREATE INDEX ON t (priority, claim_due, id) WHERE claim_due IS NOT NULL;
 		CREATE INDEX ON t (id) WHERE awaiting;
 		CREATE INDEX ON t (failed_batch) WHERE failed_batch IS NOT NULL;
-		$( [ "${v#nolease}" = "$v" ] && echo "CREATE INDEX ON t (lease_until) WHERE lease_until IS NOT NULL;" )
+		$( [ "${v#nolease}" = "$v" ] && [ "${v#claims}" = "$v" ] && echo "CREATE INDEX ON t (lease_until) WHERE lease_until IS NOT NULL;" )
 		CREATE INDEX ON t (event_id, id) WHERE event_id IS NOT NULL;
 		CREATE INDEX ON t (parent_id, id) WHERE parent_id IS NOT NULL;
 		CREATE INDEX ON t (original_id, id) WHERE original_id IS NOT NULL;
@@ -130,7 +178,7 @@ setup() { # variant
 for rep in $(seq 1 "$reps"); do
 	for v in $variants; do
 		setup "$v"
-		s=today; case $v in hot*|nolease*) s=hot ;; esac
+		s=today; case $v in hot*|nolease*) s=hot ;; claims*) s=claims ;; log*) s=log ;; esac
 		out=$("$pgbin/pgbench" "$(with_db $db)" -n -M prepared -c "$clients" -j "$clients" -T "$secs" -f "$work/$s.sql" 2>&1) || {
 			echo "$out" >&2; echo "hot-completion.sh: pgbench failed on $v (all $rows rows claimed? raise --rows)" >&2; exit 1; }
 		tps=$(printf '%s\n' "$out" | sed -n 's/^tps = \([0-9.]*\) .*/\1/p')
