@@ -205,6 +205,48 @@ static int drain_notifies(PGconn *conn)
 	return n;
 }
 
+/* A call without options takes its own path (migration 016: one INSERT
+ * that checks the rules itself). It must write what the general path
+ * writes for options that only restate the defaults: institution, policy,
+ * lineage from the handler's settings, wake-up; and fail the same way. */
+static void enqueue_without_options_matches_the_general_path(void **state)
+{
+	(void)state;
+	static const char *const calls[] = {
+		"lote.enqueue('Pol', '{\"k\":1}', 'aaaaaaaa-0000-0000-0000-000000000001')",
+		"lote.enqueue('Pol', '{\"k\":1}', 'aaaaaaaa-0000-0000-0000-000000000001', NULL)",
+		"lote.enqueue('Pol', '{\"k\":1}', 'aaaaaaaa-0000-0000-0000-000000000001', '{}')",
+		/* the general path: an option equal to its default */
+		"lote.enqueue('Pol', '{\"k\":1}', 'aaaaaaaa-0000-0000-0000-000000000001', '{\"queue\":\"default\"}')",
+	};
+	PGconn *listener = tl_connect(db);
+	tl_exec(listener, "LISTEN lote_wakeup");
+	tl_exec(c, "INSERT INTO lote.policies (kind, type, max_attempts) VALUES ('command', 'Pol', 9)"
+	           " ON CONFLICT (kind, type) DO UPDATE SET max_attempts = 9");
+	for (size_t i = 0; i < sizeof(calls) / sizeof(calls[0]); i++) {
+		/* as inside a handler: lineage from the transaction's settings */
+		tl_exec(c, "BEGIN");
+		tl_exec(c, "SELECT set_config('lote.event_id', '41', true), set_config('lote.command_id', '42', true)");
+		long long id = tl_int(c, "SELECT %s", calls[i]);
+		tl_exec(c, "COMMIT");
+		assert_string_equal(tl_value(c, "SELECT concat_ws('|', institution_id, type, data::text, status, queue,"
+		                                " priority, attempt, max_attempts, retry IS NULL,"
+		                                " run_at BETWEEN created_at AND now(), event_id, parent_id,"
+		                                " original_id IS NULL AND batch_id IS NULL)"
+		                                " FROM lote.commands WHERE id = %lld", id),
+		                    "aaaaaaaa-0000-0000-0000-000000000001|Pol|{\"k\": 1}|pending|default|0|0|9|t|t|41|42|t");
+		/* one wake-up per call, sent at commit */
+		tl_exec(listener, "SELECT 1");
+		assert_int_equal(drain_notifies(listener), 1);
+	}
+	/* both rules broken: the type is reported first, on both paths */
+	rejected("SELECT lote.enqueue('bad type', '[1]')", "invalid type");
+	rejected("SELECT lote.enqueue('bad type', '[1]', NULL, '{\"priority\":1}')", "invalid type");
+	rejected("SELECT lote.enqueue('T', '[1]')", "data must be a JSON object, got array");
+	tl_exec(c, "DELETE FROM lote.policies WHERE type = 'Pol'");
+	PQfinish(listener);
+}
+
 /* Wake-ups: one NOTIFY per call (or, for events, per statement), only for
  * work claimable now, only after commit. */
 static void notify_once_per_call_not_per_row(void **state)
@@ -368,6 +410,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(emit_records_an_event, setup, teardown),
 		cmocka_unit_test_setup_teardown(enqueue_applies_defaults_and_options, setup, teardown),
 		cmocka_unit_test_setup_teardown(invalid_input_is_rejected_clearly, setup, teardown),
+		cmocka_unit_test_setup_teardown(enqueue_without_options_matches_the_general_path, setup, teardown),
 		cmocka_unit_test_setup_teardown(enqueue_many_inserts_all_or_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(oversized_payload_is_rejected, setup, teardown),
 		cmocka_unit_test_setup_teardown(event_exists_iff_transaction_commits, setup, teardown),
