@@ -476,6 +476,7 @@ static void reap(struct supervisor *s, bool stopping)
 		sl = &s->slots[i];
 		cur = &s->e->slots[i];
 		sl->pid = 0;
+		lote__wake_lost(s->e->wake, i);
 		if (WIFSIGNALED(st) && WTERMSIG(st) == SIGALRM) {
 			log_warn("worker %d (pid %d) stopped: %s %lld ran past its timeout", i + 1,
 			         (int)pid, cur->kind == LOTE_EVENT ? "event" : "command", (long long)cur->id);
@@ -624,6 +625,8 @@ int lote_engine_run(lote_engine *e, lote_error *err)
 		rc = lote__fail(err, LOTE_ENOMEM, "out of memory");
 		goto out;
 	}
+	if ((rc = lote__wake_new(s.n, &e->wake, err)) < 0)
+		goto out;
 
 	/* Signals are taken synchronously with sigtimedwait: no handler runs
 	 * in the middle of the supervisor's own work. */
@@ -686,6 +689,8 @@ out:
 	if (e->slots)
 		munmap(e->slots, s.n * sizeof(*e->slots));
 	e->slots = NULL;
+	lote__wake_free(e->wake);
+	e->wake = NULL;
 	free(s.slots);
 	PQfinish(s.conn);
 	return rc;

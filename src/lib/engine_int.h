@@ -7,6 +7,7 @@
 #include <sys/types.h>
 
 #include "lote.h"
+#include "wake.h"
 
 /* A registered handler. */
 struct lote__handler {
@@ -44,6 +45,7 @@ struct lote_engine {
 	int nevents;
 
 	struct lote__slot *slots;    /* one per worker, shared (mmap) */
+	lote__wake *wake;            /* who claims for a wake-up (wake.h), shared */
 	volatile sig_atomic_t stop;  /* set by lote_engine_stop / signals */
 	pid_t supervisor_pid;        /* while running */
 };

@@ -43,6 +43,7 @@ struct worker {
 	                        * (claimsize.h) */
 	int64_t skip_until_us; /* claim commands with the skip form until
 	                        * then (claimsql.h) */
+	bool again;            /* claim again before sleeping (wake.h) */
 	char begin[65536];     /* BEGIN + lock of the current group */
 };
 
@@ -651,14 +652,22 @@ static int run_group(struct worker *w, lote_kind kind)
 	params[3] = w->id_text;
 	params[4] = w->queues;
 	skip = kind == LOTE_COMMAND && began_us < w->skip_until_us;
+	if (w->e->wake)
+		lote__wake_claiming(w->e->wake, w->index - 1);
 	res = PQexecPrepared(w->conn, kind == LOTE_EVENT ? "claim_e" : skip ? "claim_cs" : "claim_c",
 	                     kind == LOTE_COMMAND && w->queues ? 5 : 4, params, NULL, NULL, 0);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 		log_error("claim failed: %s", PQresultErrorMessage(res));
 		PQclear(res);
+		if (w->e->wake)
+			lote__wake_claimed(w->e->wake, w->index - 1, 0, asked);
 		return PQstatus(w->conn) == CONNECTION_OK ? 0 : LOTE_ECONN;
 	}
 	n = PQntuples(res);
+	/* right after the claim, not after the group: a wake-up that comes
+	 * while this group runs is for another worker */
+	if (w->e->wake && lote__wake_claimed(w->e->wake, w->index - 1, n, asked))
+		w->again = true;
 	int64_t claimed_us = lote__now_us();
 	if (kind == LOTE_COMMAND && !skip && lote__claim_slow(asked, n, claimed_us - began_us)) {
 		/* said once; later switches only at debug level */
@@ -766,22 +775,34 @@ static int read_notifies(PGconn *conn)
 	return kinds;
 }
 
-/* Sleeps until a NOTIFY, the next delayed row is due, or the poll interval
- * passes, whichever comes first. Returns the kinds the notifications named
- * (1 << lote_kind bits), 0 when none woke it. */
+/* Woken at woke_ns (lote__wake_clock) by notifications naming kinds:
+ * whether this worker claims for them (wake.h: one of the idle workers
+ * does). */
+static bool elected(struct worker *w, int kinds, int64_t woke_ns)
+{
+	return kinds != 0 && (!w->e->wake || lote__wake_elect(w->e->wake, w->index - 1, woke_ns));
+}
+
+#define ALL_KINDS (1 << LOTE_COMMAND | 1 << LOTE_EVENT)
+
+/* Sleeps until a NOTIFY this worker is elected to claim for, a call for
+ * help from another worker, the next delayed row's due time, or the poll
+ * interval, whichever comes first. Returns the kinds to claim (1 <<
+ * lote_kind bits), 0 for both after a timeout. */
 static int wait_for_work(struct worker *w)
 {
 	int64_t timeout = w->e->opts.poll_ms;
 	const char *params[3] = { w->command_types, w->event_types, w->queues };
+	lote__wake *wk = w->e->wake;
 	PGresult *res;
 	int woken;
-	struct pollfd pfd;
+	struct pollfd pfd[2];
 
 	/* A wake-up that came in during the empty round: claim again at once,
 	 * without asking for the next due time (after a drain, that query
 	 * walks the claim index's dead entries: 30-55 ms). */
 	PQconsumeInput(w->conn);
-	if ((woken = read_notifies(w->conn)) != 0)
+	if (elected(w, woken = read_notifies(w->conn), lote__wake_clock()))
 		return woken;
 	res = PQexecPrepared(w->conn, "next_due", w->queues ? 3 : 2, params, NULL, NULL, 0);
 	if (PQresultStatus(res) == PGRES_TUPLES_OK && !PQgetisnull(res, 0, 0)) {
@@ -791,14 +812,36 @@ static int wait_for_work(struct worker *w)
 	}
 	PQclear(res);
 	/* A notification read along with that result must not be slept on. */
-	woken = read_notifies(w->conn);
-	if (woken || timeout == 0 || w->e->stop)
+	if (elected(w, woken = read_notifies(w->conn), lote__wake_clock()))
 		return woken;
-	pfd.fd = PQsocket(w->conn);
-	pfd.events = POLLIN;
-	if (poll(&pfd, 1, (int)timeout) > 0)
-		PQconsumeInput(w->conn);
-	return read_notifies(w->conn);
+	if (timeout == 0 || w->e->stop)
+		return 0;
+	int64_t until = lote__mono_ms() + timeout;
+	pfd[0].fd = PQsocket(w->conn);
+	pfd[0].events = POLLIN;
+	pfd[1].fd = wk ? lote__wake_fd(wk, w->index - 1) : -1; /* poll skips -1 */
+	pfd[1].events = POLLIN;
+	for (;;) {
+		bool called = false;
+
+		if (wk)
+			lote__wake_sleep(wk, w->index - 1);
+		int ready = poll(pfd, 2, (int)timeout);
+		int64_t woke_ns = lote__wake_clock(); /* after any notification came */
+		if (ready > 0 && (pfd[0].revents & POLLIN))
+			PQconsumeInput(w->conn);
+		if (wk)
+			called = lote__wake_rise(wk, w->index - 1);
+		woken = read_notifies(w->conn);
+		if (called)
+			return ALL_KINDS; /* a busy worker found more than it could take */
+		if (w->e->stop || elected(w, woken, woke_ns))
+			return woken;
+		timeout = until - lote__mono_ms();
+		if (timeout <= 0)
+			return 0;
+		/* another worker is claiming for that wake-up: sleep on */
+	}
 }
 
 static int setup(struct worker *w, lote_error *err)
@@ -859,7 +902,7 @@ int lote__worker_main(lote_engine *e, int index)
 	 * NOTIFY does not pay for an empty claim of events first); then both
 	 * again. Work of the other kind that fell due meanwhile is found by
 	 * the next round or by wait_for_work's due time, which is 0 then. */
-	int kinds = 1 << LOTE_EVENT | 1 << LOTE_COMMAND;
+	int kinds = ALL_KINDS;
 	while (!e->stop) {
 		int got = 0, rc;
 
@@ -877,8 +920,10 @@ int lote__worker_main(lote_engine *e, int index)
 		}
 		if (PQstatus(w.conn) != CONNECTION_OK)
 			break;
-		kinds = 1 << LOTE_EVENT | 1 << LOTE_COMMAND;
-		if (got == 0) {
+		kinds = ALL_KINDS;
+		if (got == 0 && w.again)
+			w.again = false; /* a wake-up came during our empty claim */
+		else if (got == 0) {
 			int woken = wait_for_work(&w);
 			if (woken)
 				kinds = woken;
