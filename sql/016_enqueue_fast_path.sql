@@ -12,7 +12,14 @@
 -- 146 -> 130 us (median; lower in every pair), 3 275 -> 3 540 calls a
 -- second (+4 to +22 % a pair).
 -- When a rule fails, nothing is inserted and the check_* functions raise
--- the same errors as before. Calls with options take 009's path unchanged.
+-- the same errors as before. Calls with options take 009's path.
+--
+-- The wake-up names the command's type ("c:" || type, where 009 sent "c"):
+-- a daemon that does not handle the type goes on sleeping instead of
+-- claiming for nothing (with several daemons split by type, every
+-- single enqueue woke them all). NOTIFY still folds equal payloads of one
+-- transaction into one; "c" alone still wakes every daemon (lote.batch,
+-- lote.enqueue_many, lote.reprocess send it).
 CREATE OR REPLACE FUNCTION lote.insert_command(fn text, type text, data jsonb, institution uuid,
                                                options jsonb, status text, batch bigint)
 RETURNS bigint
@@ -42,7 +49,7 @@ BEGIN
 				USING ERRCODE = 'XX000';
 		END IF;
 		IF insert_command.status = 'pending' THEN
-			PERFORM pg_notify('lote_wakeup', 'c');
+			PERFORM pg_notify('lote_wakeup', 'c:' || insert_command.type);
 		END IF;
 		RETURN new_id;
 	END IF;
@@ -74,7 +81,7 @@ BEGIN
 	        insert_command.batch)
 	RETURNING id INTO new_id;
 	IF insert_command.status = 'pending' AND due <= now() THEN
-		PERFORM pg_notify('lote_wakeup', 'c');
+		PERFORM pg_notify('lote_wakeup', 'c:' || insert_command.type);
 	END IF;
 	RETURN new_id;
 END

@@ -751,25 +751,29 @@ out:
 	return rc < 0 ? rc : n;
 }
 
-/* The kinds a wake-up names: the payload of NOTIFY lote_wakeup is "c"
- * (commands) or "e" (events); anything else names both. */
-static int notified_kinds(const PGnotify *note)
+/* The kinds a wake-up names for this worker: the payload of NOTIFY
+ * lote_wakeup is "c" (commands), "c:TYPE" (commands of that type: none if
+ * this daemon does not handle it) or "e" (events); anything else names
+ * both. */
+static int notified_kinds(const struct worker *w, const PGnotify *note)
 {
 	if (strcmp(note->extra, "c") == 0)
 		return 1 << LOTE_COMMAND;
+	if (strncmp(note->extra, "c:", 2) == 0)
+		return lote__engine_command(w->e, note->extra + 2) ? 1 << LOTE_COMMAND : 0;
 	if (strcmp(note->extra, "e") == 0)
 		return 1 << LOTE_EVENT;
 	return 1 << LOTE_COMMAND | 1 << LOTE_EVENT;
 }
 
 /* Reads the notifications that have arrived; returns the kinds they name. */
-static int read_notifies(PGconn *conn)
+static int read_notifies(const struct worker *w)
 {
 	PGnotify *note;
 	int kinds = 0;
 
-	while ((note = PQnotifies(conn)) != NULL) {
-		kinds |= notified_kinds(note);
+	while ((note = PQnotifies(w->conn)) != NULL) {
+		kinds |= notified_kinds(w, note);
 		PQfreemem(note);
 	}
 	return kinds;
@@ -802,7 +806,7 @@ static int wait_for_work(struct worker *w)
 	 * without asking for the next due time (after a drain, that query
 	 * walks the claim index's dead entries: 30-55 ms). */
 	PQconsumeInput(w->conn);
-	if (elected(w, woken = read_notifies(w->conn), lote__wake_clock()))
+	if (elected(w, woken = read_notifies(w), lote__wake_clock()))
 		return woken;
 	res = PQexecPrepared(w->conn, "next_due", w->queues ? 3 : 2, params, NULL, NULL, 0);
 	if (PQresultStatus(res) == PGRES_TUPLES_OK && !PQgetisnull(res, 0, 0)) {
@@ -812,7 +816,7 @@ static int wait_for_work(struct worker *w)
 	}
 	PQclear(res);
 	/* A notification read along with that result must not be slept on. */
-	if (elected(w, woken = read_notifies(w->conn), lote__wake_clock()))
+	if (elected(w, woken = read_notifies(w), lote__wake_clock()))
 		return woken;
 	if (timeout == 0 || w->e->stop)
 		return 0;
@@ -832,7 +836,7 @@ static int wait_for_work(struct worker *w)
 			PQconsumeInput(w->conn);
 		if (wk)
 			called = lote__wake_rise(wk, w->index - 1);
-		woken = read_notifies(w->conn);
+		woken = read_notifies(w);
 		if (called)
 			return ALL_KINDS; /* a busy worker found more than it could take */
 		if (w->e->stop || elected(w, woken, woke_ns))

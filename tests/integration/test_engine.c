@@ -548,6 +548,33 @@ static void idle_workers_claim_once_per_wake_up(void **state)
 	PQfinish(c);
 }
 
+/* A wake-up names the type of a single enqueue (migration 016): a daemon
+ * that does not handle it sleeps on instead of claiming for nothing. */
+static void wake_ups_for_other_types_are_slept_through(void **state)
+{
+	struct engine_cfg cfg = { .poll_ms = 60000 };
+	PGconn *c = fresh("engine_foreign");
+	(void)state;
+	pid_t e = start_engine(&cfg);
+	assert_true(tl_wait(c, 10000, "SELECT count(*) = 2 FROM lote.workers"));
+	usleep(300 * 1000); /* both asleep */
+	long long before = claim_index_scans(c);
+	for (int i = 0; i < 20; i++) {
+		tl_exec(c, "SELECT lote.enqueue('NotOurs')");
+		usleep(5 * 1000);
+	}
+	/* its own types still wake it */
+	assert_true(run_latency_ms(c) < 5000);
+	assert_int_equal(tl_stop(e, SIGTERM, 15000), 0);
+	long long scans = claim_index_scans(c) - before;
+	printf("# claim index scans for 20 enqueues of a type nobody handles and 1 of ours: %lld\n", scans);
+	/* ours: a claim, an empty claim and a next-due query; each foreign
+	 * wake-up used to cost as much again */
+	assert_true(scans < 20);
+	assert_int_equal(tl_int(c, "SELECT count(*) FROM lote.commands WHERE type = 'NotOurs' AND status = 'pending'"), 20);
+	PQfinish(c);
+}
+
 static void polling_finds_work_without_notify(void **state)
 {
 	struct engine_cfg cfg = { .poll_ms = 300, .no_listen = true };
@@ -738,6 +765,7 @@ int main(void)
 		cmocka_unit_test(claim_forms_agree),
 		cmocka_unit_test(notify_wakes_workers),
 		cmocka_unit_test(idle_workers_claim_once_per_wake_up),
+		cmocka_unit_test(wake_ups_for_other_types_are_slept_through),
 		cmocka_unit_test(polling_finds_work_without_notify),
 		cmocka_unit_test(two_daemons_never_double_process),
 		cmocka_unit_test(one_transaction_per_row_mode_works),
