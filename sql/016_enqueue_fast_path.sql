@@ -18,8 +18,9 @@
 -- a daemon that does not handle the type goes on sleeping instead of
 -- claiming for nothing (with several daemons split by type, every
 -- single enqueue woke them all). NOTIFY still folds equal payloads of one
--- transaction into one; "c" alone still wakes every daemon (lote.batch,
--- lote.enqueue_many, lote.reprocess send it).
+-- transaction into one. lote.enqueue_many (one type per call) names its
+-- type too; "c" alone still wakes every daemon (lote.batch and
+-- lote.reprocess send it: their commands may be of several types).
 CREATE OR REPLACE FUNCTION lote.insert_command(fn text, type text, data jsonb, institution uuid,
                                                options jsonb, status text, batch bigint)
 RETURNS bigint
@@ -84,5 +85,56 @@ BEGIN
 		PERFORM pg_notify('lote_wakeup', 'c:' || insert_command.type);
 	END IF;
 	RETURN new_id;
+END
+$$;
+
+-- 009's body; the wake-up names the type.
+CREATE OR REPLACE FUNCTION lote.enqueue_many(type text, data jsonb[], institution_id uuid DEFAULT NULL,
+                                             options jsonb DEFAULT '{}')
+RETURNS bigint[]
+LANGUAGE plpgsql AS $$
+DECLARE
+	o jsonb := coalesce(options, '{}');
+	-- what every command of the call shares, computed once
+	inst uuid := coalesce(enqueue_many.institution_id, '00000000-0000-0000-0000-000000000000');
+	q text;
+	prio smallint;
+	attempts integer;
+	due timestamptz;
+	ev bigint := lote.current_id('event_id');
+	parent bigint := lote.current_id('command_id');
+	ids bigint[];
+BEGIN
+	IF NOT lote.type_ok(type) THEN
+		PERFORM lote.check_type('lote.enqueue_many', type);
+	END IF;
+	IF o <> '{}'::jsonb THEN
+		PERFORM lote.check_options('lote.enqueue_many', o);
+	END IF;
+	IF data IS NULL THEN
+		RAISE EXCEPTION 'lote.enqueue_many: data must be an array of JSON objects, got NULL'
+			USING ERRCODE = '22023';
+	END IF;
+	q := coalesce(o->>'queue', 'default');
+	prio := coalesce((o->>'priority')::smallint, 0);
+	attempts := coalesce((o->>'max_attempts')::integer,
+	                     (SELECT p.max_attempts FROM lote.policies p
+	                      WHERE p.kind = 'command' AND p.type = enqueue_many.type), 3);
+	due := lote.option_run_at(o);
+	WITH ins AS (
+		INSERT INTO lote.commands (institution_id, type, data, status, queue, priority,
+		                           max_attempts, retry, run_at, event_id, parent_id)
+		SELECT inst, enqueue_many.type,
+		       CASE WHEN lote.payload_ok(d) THEN d
+		            ELSE lote.checked_payload(format('lote.enqueue_many: data[%s]', i), d) END,
+		       'pending', q, prio, attempts, o->'retry', due, ev, parent
+		FROM unnest(data) WITH ORDINALITY AS u(d, i)
+		ORDER BY i
+		RETURNING id)
+	SELECT array_agg(id ORDER BY id) INTO ids FROM ins;
+	IF ids IS NOT NULL AND due <= now() THEN
+		PERFORM pg_notify('lote_wakeup', 'c:' || enqueue_many.type);
+	END IF;
+	RETURN coalesce(ids, '{}');
 END
 $$;
