@@ -766,7 +766,9 @@ static int notified_kinds(const struct worker *w, const PGnotify *note)
 	return 1 << LOTE_COMMAND | 1 << LOTE_EVENT;
 }
 
-/* Reads the notifications that have arrived; returns the kinds they name. */
+/* Reads the notifications that have arrived; returns the kinds they name
+ * that this daemon handles (a wake-up it cannot act on must not make it
+ * the scout: it would hold the role without claiming). */
 static int read_notifies(const struct worker *w)
 {
 	PGnotify *note;
@@ -776,7 +778,7 @@ static int read_notifies(const struct worker *w)
 		kinds |= notified_kinds(w, note);
 		PQfreemem(note);
 	}
-	return kinds;
+	return kinds & ((w->e->ncommands > 0) << LOTE_COMMAND | (w->e->nevents > 0) << LOTE_EVENT);
 }
 
 /* Woken at woke_ns (lote__wake_clock) by notifications naming kinds:
