@@ -205,6 +205,18 @@ static int drain_notifies(PGconn *conn)
 	return n;
 }
 
+/* Asserts that exactly one notification reached conn, with payload want. */
+static void one_notify(PGconn *conn, const char *want)
+{
+	tl_exec(conn, "SELECT 1");
+	PQconsumeInput(conn);
+	PGnotify *note = PQnotifies(conn);
+	assert_non_null(note);
+	assert_string_equal(note->extra, want);
+	PQfreemem(note);
+	assert_int_equal(drain_notifies(conn), 0);
+}
+
 /* A call without options takes its own path (migration 016: one INSERT
  * that checks the rules itself). It must write what the general path
  * writes for options that only restate the defaults: institution, policy,
@@ -236,13 +248,7 @@ static void enqueue_without_options_matches_the_general_path(void **state)
 		                                " FROM lote.commands WHERE id = %lld", id),
 		                    "aaaaaaaa-0000-0000-0000-000000000001|Pol|{\"k\": 1}|pending|default|0|0|9|t|t|41|42|t");
 		/* one wake-up per call, sent at commit, naming the type */
-		tl_exec(listener, "SELECT 1");
-		PQconsumeInput(listener);
-		PGnotify *note = PQnotifies(listener);
-		assert_non_null(note);
-		assert_string_equal(note->extra, "c:Pol");
-		PQfreemem(note);
-		assert_int_equal(drain_notifies(listener), 0);
+		one_notify(listener, "c:Pol");
 	}
 	/* both rules broken: the type is reported first, on both paths */
 	rejected("SELECT lote.enqueue('bad type', '[1]')", "invalid type");
@@ -288,13 +294,7 @@ static void notify_once_per_call_not_per_row(void **state)
 	/* each path that inserts claimable commands wakes, once; a call of
 	 * one type names it */
 	tl_exec(c, "SELECT lote.enqueue_many('T', ARRAY['{}'::jsonb, '{}', '{}'])");
-	tl_exec(listener, "SELECT 1");
-	PQconsumeInput(listener);
-	PGnotify *note = PQnotifies(listener);
-	assert_non_null(note);
-	assert_string_equal(note->extra, "c:T");
-	PQfreemem(note);
-	assert_int_equal(drain_notifies(listener), 0);
+	one_notify(listener, "c:T");
 	tl_exec(c, "SELECT lote.batch('B', '[{\"type\": \"T\"}, {\"type\": \"T\"}]', '{\"type\": \"N\"}')");
 	tl_exec(listener, "SELECT 1");
 	assert_int_equal(drain_notifies(listener), 1);
