@@ -834,14 +834,16 @@ static int wait_for_work(struct worker *w)
 			lote__wake_sleep(wk, w->index - 1);
 		int ready = poll(pfd, 2, (int)timeout);
 		int64_t woke_ns = lote__wake_clock(); /* after any notification came */
-		if (ready > 0 && (pfd[0].revents & POLLIN))
+		/* input, or a closed or broken connection (POLLHUP, POLLERR):
+		 * libpq reads it, and a lost connection ends the wait */
+		if (ready > 0 && pfd[0].revents)
 			PQconsumeInput(w->conn);
 		if (wk)
 			called = lote__wake_rise(wk, w->index - 1);
 		woken = read_notifies(w);
 		if (called)
 			return ALL_KINDS; /* a busy worker found more than it could take */
-		if (w->e->stop || elected(w, woken, woke_ns))
+		if (w->e->stop || PQstatus(w->conn) != CONNECTION_OK || elected(w, woken, woke_ns))
 			return woken;
 		timeout = until - lote__mono_ms();
 		if (timeout <= 0)

@@ -575,6 +575,27 @@ static void wake_ups_for_other_types_are_slept_through(void **state)
 	PQfinish(c);
 }
 
+/* An idle worker whose connection is cut notices at once (the socket
+ * wakes its sleep), exits and is started again by the supervisor; with a
+ * 60 s poll, a worker that slept on would leave new work waiting. */
+static void idle_worker_whose_connection_is_cut_comes_back(void **state)
+{
+	struct engine_cfg cfg = { .workers = 1, .poll_ms = 60000 };
+	PGconn *c = fresh("engine_cut");
+	(void)state;
+	pid_t e = start_engine(&cfg);
+	assert_true(tl_wait(c, 10000, "SELECT count(*) = 1 FROM lote.workers"));
+	usleep(300 * 1000); /* asleep */
+	long long first = tl_int(c, "SELECT id FROM lote.workers");
+	assert_int_equal(tl_int(c, "SELECT count(*) FROM lote.workers w"
+	                           " WHERE pg_terminate_backend(w.backend_pid, 5000)"), 1);
+	long long id = tl_int(c, "SELECT lote.enqueue('Record')");
+	assert_true(tl_wait(c, 10000, "SELECT status = 'success' FROM lote.commands WHERE id = %lld", id));
+	assert_true(tl_int(c, "SELECT count(*) FROM lote.workers WHERE id <> %lld", first) >= 1);
+	assert_int_equal(tl_stop(e, SIGTERM, 15000), 0);
+	PQfinish(c);
+}
+
 static void polling_finds_work_without_notify(void **state)
 {
 	struct engine_cfg cfg = { .poll_ms = 300, .no_listen = true };
@@ -766,6 +787,7 @@ int main(void)
 		cmocka_unit_test(notify_wakes_workers),
 		cmocka_unit_test(idle_workers_claim_once_per_wake_up),
 		cmocka_unit_test(wake_ups_for_other_types_are_slept_through),
+		cmocka_unit_test(idle_worker_whose_connection_is_cut_comes_back),
 		cmocka_unit_test(polling_finds_work_without_notify),
 		cmocka_unit_test(two_daemons_never_double_process),
 		cmocka_unit_test(one_transaction_per_row_mode_works),
