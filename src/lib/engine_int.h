@@ -45,7 +45,8 @@ struct lote_engine {
 	int nevents;
 
 	struct lote__slot *slots;    /* one per worker, shared (mmap) */
-	lote__wake *wake;            /* who claims for a wake-up (wake.h), shared */
+	lote__wake *wake;            /* who claims for a wake-up (wake.h), shared;
+	                              * made before any worker starts */
 	volatile sig_atomic_t stop;  /* set by lote_engine_stop / signals */
 	pid_t supervisor_pid;        /* while running */
 };

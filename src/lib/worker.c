@@ -652,21 +652,19 @@ static int run_group(struct worker *w, lote_kind kind)
 	params[3] = w->id_text;
 	params[4] = w->queues;
 	skip = kind == LOTE_COMMAND && began_us < w->skip_until_us;
-	if (w->e->wake)
-		lote__wake_claiming(w->e->wake, w->index - 1);
+	lote__wake_claiming(w->e->wake, w->index - 1);
 	res = PQexecPrepared(w->conn, kind == LOTE_EVENT ? "claim_e" : skip ? "claim_cs" : "claim_c",
 	                     kind == LOTE_COMMAND && w->queues ? 5 : 4, params, NULL, NULL, 0);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 		log_error("claim failed: %s", PQresultErrorMessage(res));
 		PQclear(res);
-		if (w->e->wake)
-			lote__wake_claimed(w->e->wake, w->index - 1, 0, asked);
+		lote__wake_claimed(w->e->wake, w->index - 1, 0, asked);
 		return PQstatus(w->conn) == CONNECTION_OK ? 0 : LOTE_ECONN;
 	}
 	n = PQntuples(res);
 	/* right after the claim, not after the group: a wake-up that comes
 	 * while this group runs is for another worker */
-	if (w->e->wake && lote__wake_claimed(w->e->wake, w->index - 1, n, asked))
+	if (lote__wake_claimed(w->e->wake, w->index - 1, n, asked))
 		w->again = true;
 	int64_t claimed_us = lote__now_us();
 	if (kind == LOTE_COMMAND && !skip && lote__claim_slow(asked, n, claimed_us - began_us)) {
@@ -786,7 +784,7 @@ static int read_notifies(const struct worker *w)
  * does). */
 static bool elected(struct worker *w, int kinds, int64_t woke_ns)
 {
-	return kinds != 0 && (!w->e->wake || lote__wake_elect(w->e->wake, w->index - 1, woke_ns));
+	return kinds != 0 && lote__wake_elect(w->e->wake, w->index - 1, woke_ns);
 }
 
 #define ALL_KINDS (1 << LOTE_COMMAND | 1 << LOTE_EVENT)
@@ -825,21 +823,17 @@ static int wait_for_work(struct worker *w)
 	int64_t until = lote__mono_ms() + timeout;
 	pfd[0].fd = PQsocket(w->conn);
 	pfd[0].events = POLLIN;
-	pfd[1].fd = wk ? lote__wake_fd(wk, w->index - 1) : -1; /* poll skips -1 */
+	pfd[1].fd = lote__wake_fd(wk, w->index - 1);
 	pfd[1].events = POLLIN;
 	for (;;) {
-		bool called = false;
-
-		if (wk)
-			lote__wake_sleep(wk, w->index - 1);
+		lote__wake_sleep(wk, w->index - 1);
 		int ready = poll(pfd, 2, (int)timeout);
 		int64_t woke_ns = lote__wake_clock(); /* after any notification came */
 		/* input, or a closed or broken connection (POLLHUP, POLLERR):
 		 * libpq reads it, and a lost connection ends the wait */
 		if (ready > 0 && pfd[0].revents)
 			PQconsumeInput(w->conn);
-		if (wk)
-			called = lote__wake_rise(wk, w->index - 1);
+		bool called = lote__wake_rise(wk, w->index - 1);
 		woken = read_notifies(w);
 		if (called)
 			return ALL_KINDS; /* a busy worker found more than it could take */
