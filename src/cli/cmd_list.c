@@ -12,7 +12,7 @@
 
 static const char usage_fmt[] =
 	"NAME\n"
-	"    lote %1$s - list, show%2$s %1$s\n"
+	"    lote %1$s - list%2$s %1$s\n"
 	"\n"
 	"SYNOPSIS\n"
 	"    lote %1$s ls [FILTERS] [--limit N] [--cursor CURSOR] [--json]\n"
@@ -22,7 +22,7 @@ static const char usage_fmt[] =
 	"DESCRIPTION\n"
 	"    ls prints the newest first (by created_at with --from or --to),\n"
 	"    one page (default 50, at most 500); when there are more it says\n"
-	"    which --cursor gives the next page.\n"
+	"    which --cursor gives the next page; list is an alias of ls.\n"
 	"    The archive is included once it exists. --json prints a JSON array\n"
 	"    of objects with the SQL column names (duration in milliseconds).\n"
 	"    show prints one row with its payload%4$s.\n"
@@ -45,31 +45,34 @@ static void usage(FILE *out, lote__api_kind kind)
 {
 	switch (kind) {
 	case LOTE_API_COMMANDS:
-		fprintf(out, usage_fmt, "commands", ", reprocess and cancel",
+		fprintf(out, usage_fmt, "commands", ", show, reprocess and cancel",
 		        "    lote commands reprocess ID...\n"
 		        "    lote commands reprocess [FILTERS] [--dry-run]\n"
 		        "    lote commands cancel ID...\n",
-		        ", its lineage (event, enqueuing command, batch, follow-up, copies)\n"
-		        "    and the tree of everything its origin caused",
+		        ", its lineage (event,\n"
+		        "    enqueuing command, batch, follow-up, copies) and the tree of\n"
+		        "    everything its origin caused",
 		        "    reprocess ID runs a finished command again as a new linked command.\n"
 		        "    With filters instead of ids it reprocesses every matching finished\n"
 		        "    command that has no copy yet (status defaults to error; at most\n"
 		        "    10000 per call); --dry-run only counts and lists them.\n"
 		        "    cancel stops commands that have not started.\n",
-		        "awaiting, pending, processing, success, error, cancelled",
+		        "awaiting, pending, processing, success, error,\n"
+		        "                           cancelled",
 		        " of the event that caused it",
 		        "    --batch ID             members of batch ID\n"
 		        "    --origin event:ID|command:ID  enqueued by that event or command\n");
 		break;
 	case LOTE_API_EVENTS:
-		fprintf(out, usage_fmt, "events", " and", "", " and the commands it caused", "",
+		fprintf(out, usage_fmt, "events", " and show", "", " and the commands it caused", "",
 		        "pending, processing, success, error", "", "");
 		break;
 	case LOTE_API_BATCHES:
-		fprintf(out, usage_fmt, "batches", ", cancel", "    lote batches cancel ID...\n",
+		fprintf(out, usage_fmt, "batches", ", show and cancel", "    lote batches cancel ID...\n",
 		        ", its progress, members and follow-up",
 		        "    cancel stops a batch: members not started and its follow-up.\n",
 		        "pending, processing, success, error, cancelled", " of the event that caused it",
+		        "    --batch ID             batch ID only\n"
 		        "    --origin event:ID|command:ID  created by that event or command\n");
 		break;
 	}

@@ -28,7 +28,7 @@ static const char usage[] =
 	"    stderr (with the port picked when PORT is 0).\n"
 	"\n"
 	"OPTIONS\n"
-	"    --http ADDR:PORT\n"
+	"    --http ADDR:PORT, --listen ADDR:PORT\n"
 	"        Where to listen, default 127.0.0.1:8080. Plain HTTP: put a TLS\n"
 	"        proxy in front of any address other than loopback.\n"
 	"    --log-level LEVEL\n"
