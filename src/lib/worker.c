@@ -751,8 +751,8 @@ out:
 
 /* The kinds a wake-up names for this worker: the payload of NOTIFY
  * lote_wakeup is "c" (commands), "c:TYPE" (commands of that type: none if
- * this daemon does not handle it) or "e" (events); anything else names
- * both. */
+ * this daemon does not handle it), "e" or "e:TYPE" (events, the same way);
+ * anything else names both. */
 static int notified_kinds(const struct worker *w, const PGnotify *note)
 {
 	if (strcmp(note->extra, "c") == 0)
@@ -761,6 +761,8 @@ static int notified_kinds(const struct worker *w, const PGnotify *note)
 		return lote__engine_command(w->e, note->extra + 2) ? 1 << LOTE_COMMAND : 0;
 	if (strcmp(note->extra, "e") == 0)
 		return 1 << LOTE_EVENT;
+	if (strncmp(note->extra, "e:", 2) == 0)
+		return lote__engine_event(w->e, note->extra + 2) ? 1 << LOTE_EVENT : 0;
 	return 1 << LOTE_COMMAND | 1 << LOTE_EVENT;
 }
 

@@ -354,8 +354,20 @@ static void notify_once_per_call_not_per_row(void **state)
 	assert_int_equal(drain_notifies(listener), 0);
 	tl_exec(c, "COMMIT");
 	tl_exec(listener, "SELECT 1");
-	/* two payloads: 'c' for the command, 'e' for the event */
-	assert_int_equal(drain_notifies(listener), 2);
+	/* two payloads: the command's type, the event's (migration 018) */
+	assert_string_equal(payloads(listener), "c:T e:T");
+	/* an INSERT of events names each due type once; delayed ones wake
+	 * nobody; past 32 types, one wake-up for all */
+	tl_exec(c, "INSERT INTO lote.events (institution_id, entity_type, entity_id, type, run_at)"
+	           " SELECT '00000000-0000-0000-0000-000000000000', 'E', i::text, t, now() + d"
+	           " FROM generate_series(1, 3) i, (VALUES ('EvA', '0'::interval), ('EvB', '0'),"
+	           "  ('EvLater', '1 hour')) v(t, d)");
+	tl_exec(listener, "SELECT 1");
+	assert_string_equal(payloads(listener), "e:EvA e:EvB");
+	tl_exec(c, "INSERT INTO lote.events (institution_id, entity_type, entity_id, type)"
+	           " SELECT '00000000-0000-0000-0000-000000000000', 'E', '1', 'Ev' || i"
+	           " FROM generate_series(1, 33) i");
+	one_notify(listener, "e");
 	PQfinish(listener);
 }
 
