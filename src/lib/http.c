@@ -8,6 +8,7 @@
 #include <netdb.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -637,6 +638,22 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	}
 }
 
+/* libmicrohttpd's own messages go to the log, one line each: a client
+ * that went away mid-response (an event stream closed by its browser) at
+ * debug level, since the server goes on; anything else as a warning. */
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	char msg[512];
+	(void)cls;
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	msg[strcspn(msg, "\r\n")] = '\0';
+	if (strstr(msg, "no longer available") || strstr(msg, "reset by peer") ||
+	    strstr(msg, "closed by"))
+		log_debug("http: %s", msg);
+	else
+		log_warn("http: %s", msg);
+}
+
 int lote__http_serve(int fd, const char *conninfo, lote_error *err)
 {
 	struct server srv = { 0 };
@@ -662,6 +679,7 @@ int lote__http_serve(int fd, const char *conninfo, lote_error *err)
 	                     MHD_OPTION_CONNECTION_LIMIT, (unsigned)LOTE_HTTP_CONNECTIONS,
 	                     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
 	                     MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+	                     MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
 	                     MHD_OPTION_END);
 	if (!d) {
 		pthread_sigmask(SIG_SETMASK, &old, NULL);

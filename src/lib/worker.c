@@ -346,13 +346,13 @@ static void run_row(struct worker *w, struct row *row)
 	row->finished_us = lote__now_us();
 	row->ran = true;
 	row->ok = rc == 0;
-	if (!row->ok)
-		log_warn("%s %lld (%s) attempt %d/%d failed: %.*s",
+	if (!row->ok) {
+		char line[1024];
+		log_warn("%s %lld (%s) attempt %d/%d failed: %s",
 		         c->kind == LOTE_COMMAND ? "command" : "event", (long long)c->id,
 		         c->type, c->attempt, c->max_attempts,
-		         (int)strcspn(row->error ? row->error : "?", "\n"),
-		         row->error ? row->error : "?");
-	else
+		         lote__log_oneline(line, sizeof(line), row->error ? row->error : "?"));
+	} else
 		log_debug("%s %lld (%s) ran in %.1f ms",
 		          c->kind == LOTE_COMMAND ? "command" : "event", (long long)c->id,
 		          c->type, (row->finished_us - row->started_us) / 1000.0);

@@ -236,6 +236,14 @@ static void command_failure(void **state)
 	assert_non_null(error);
 	assert_string_equal(error, "exit status 4");
 	end(t);
+	/* the daemon's log keeps every line of the error, on one line */
+	char *log = read_file(t->log);
+	assert_non_null(log);
+	if (!strstr(log, "attempt 1/1 failed: exit status 3: connecting to smtp | smtp: connection refused\n")) {
+		show_log(t);
+		fail_msg("the log does not carry the whole error");
+	}
+	free(log);
 	unlink(script);
 	free(script);
 	free(flag);
