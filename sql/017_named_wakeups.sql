@@ -9,6 +9,15 @@
 -- when a batch's due members have more than 32 distinct types, so that a
 -- batch of many types cannot flood the listeners' queues.
 
+-- The payload that names a type: "kind:type", or the bare kind for a type
+-- no API would have accepted (a row inserted by hand may carry one; a
+-- NOTIFY payload must stay under 8000 bytes, and the API's types are at
+-- most 200 ASCII characters).
+CREATE FUNCTION lote.wakeup_payload(kind text, type text) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+	SELECT CASE WHEN octet_length(type) <= 200 THEN kind || ':' || type ELSE kind END
+$$;
+
 -- 009's body; one wake-up per type of the members that are claimable now.
 CREATE OR REPLACE FUNCTION lote.insert_commands(fn text, items jsonb, institution uuid,
                                                 batch bigint, initial_status text)
@@ -69,7 +78,7 @@ BEGIN
 		PERFORM pg_notify('lote_wakeup', 'c');
 	ELSIF due_types IS NOT NULL THEN
 		FOREACH due_type IN ARRAY due_types LOOP
-			PERFORM pg_notify('lote_wakeup', 'c:' || due_type);
+			PERFORM pg_notify('lote_wakeup', lote.wakeup_payload('c', due_type));
 		END LOOP;
 	END IF;
 	RETURN n;
@@ -82,8 +91,8 @@ LANGUAGE plpgsql AS $$
 DECLARE
 	new_id bigint := lote.reprocess_any(command_id);
 BEGIN
-	PERFORM pg_notify('lote_wakeup',
-		coalesce('c:' || (SELECT c.type FROM lote.commands c WHERE c.id = new_id), 'c'));
+	PERFORM pg_notify('lote_wakeup', coalesce(lote.wakeup_payload('c',
+		(SELECT c.type FROM lote.commands c WHERE c.id = new_id)), 'c'));
 	RETURN new_id;
 END
 $$;
@@ -128,7 +137,7 @@ BEGIN
 				WHERE id = b.next_command_id AND status = 'awaiting'
 				RETURNING type INTO next_type;
 				IF FOUND THEN
-					PERFORM pg_notify('lote_wakeup', 'c:' || next_type);
+					PERFORM pg_notify('lote_wakeup', lote.wakeup_payload('c', next_type));
 				END IF;
 			END IF;
 			done := done + 1;

@@ -28,7 +28,7 @@ BEGIN
 	END IF;
 	IF NOT EXISTS (SELECT 1 FROM new_rows n
 	               WHERE n.status = 'pending' AND n.run_at <= now() AND n.type <> one) THEN
-		PERFORM pg_notify('lote_wakeup', TG_ARGV[0] || ':' || one);
+		PERFORM pg_notify('lote_wakeup', lote.wakeup_payload(TG_ARGV[0], one));
 		RETURN NULL;
 	END IF;
 	due_types := ARRAY(SELECT DISTINCT n.type FROM new_rows n
@@ -37,7 +37,7 @@ BEGIN
 		PERFORM pg_notify('lote_wakeup', TG_ARGV[0]);
 	ELSE
 		FOREACH due_type IN ARRAY due_types LOOP
-			PERFORM pg_notify('lote_wakeup', TG_ARGV[0] || ':' || due_type);
+			PERFORM pg_notify('lote_wakeup', lote.wakeup_payload(TG_ARGV[0], due_type));
 		END LOOP;
 	END IF;
 	RETURN NULL;

@@ -493,8 +493,17 @@ static void notify_wakes_workers(void **state)
 	PQfinish(c);
 }
 
+/* Waits for a stopped engine's server processes to end: each writes its
+ * statistics as it exits, after its client has gone. */
+static void wait_engine_sessions_gone(PGconn *c)
+{
+	assert_true(tl_wait(c, 10000, "SELECT NOT EXISTS (SELECT 1 FROM pg_stat_activity"
+	                              " WHERE datname = current_database()"
+	                              " AND application_name ~ ' (worker [0-9]+|supervisor)$')"));
+}
+
 /* Scans of an index so far, as the statistics of ended sessions report
- * them. */
+ * them (see wait_engine_sessions_gone). */
 static long long index_scans(PGconn *c, const char *index)
 {
 	tl_exec(c, "SELECT pg_stat_clear_snapshot()");
@@ -527,6 +536,7 @@ static void idle_workers_claim_once_per_wake_up(void **state)
 		assert_true(run_latency_ms(c) < 5000);
 	/* the sessions of the workers report their scans when they end */
 	assert_int_equal(tl_stop(e, SIGTERM, 15000), 0);
+	wait_engine_sessions_gone(c);
 	long long scans = claim_index_scans(c) - before;
 	/* each wake-up: the scout's claim, its next empty claim and next-due
 	 * query, at times a sleeper called by the scout (about 6 scans
@@ -577,6 +587,7 @@ static void wake_ups_for_other_types_are_slept_through(void **state)
 	tl_exec(c, "SELECT lote.emit('00000000-0000-0000-0000-000000000000', 'E', '1', 'Created')");
 	assert_true(tl_wait(c, 10000, "SELECT count(*) = 2 FROM lote.commands WHERE type = 'Record' AND status = 'success'"));
 	assert_int_equal(tl_stop(e, SIGTERM, 15000), 0);
+	wait_engine_sessions_gone(c);
 	long long scans = index_scans(c, "lote.events_claim") - before;
 	printf("# event claim index scans for 20 events of a type nobody handles and 1 of ours: %lld\n", scans);
 	/* ours: a claim, an empty claim and a next-due query; each foreign
@@ -596,6 +607,7 @@ static void wake_ups_for_other_types_are_slept_through(void **state)
 	/* its own types still wake it */
 	assert_true(run_latency_ms(c) < 5000);
 	assert_int_equal(tl_stop(e, SIGTERM, 15000), 0);
+	wait_engine_sessions_gone(c);
 	scans = claim_index_scans(c) - before;
 	printf("# claim index scans for 20 enqueues of a type nobody handles and 1 of ours: %lld\n", scans);
 	/* likewise (8-15 measured; 126 with the payload ignored) */

@@ -332,7 +332,14 @@ static void notify_once_per_call_not_per_row(void **state)
 	tl_exec(c, "SELECT lote.batch('B', '[{\"type\": \"U\"}, {\"type\": \"T\"}, {\"type\": \"U\"}]')");
 	tl_exec(listener, "SELECT 1");
 	assert_string_equal(payloads(listener), "c:T c:U");
-	/* past 32 types, one wake-up for all */
+	/* a delayed member's type is not named */
+	tl_exec(c, "SELECT lote.batch('B', '[{\"type\": \"U\", \"delay_ms\": 60000}, {\"type\": \"T\"}]')");
+	one_notify(listener, "c:T");
+	/* up to 32 types, one wake-up each; past 32, one for all */
+	tl_exec(c, "SELECT lote.batch('B', (SELECT jsonb_agg(jsonb_build_object('type', 'T' || i))"
+	           " FROM generate_series(1, 32) i))");
+	tl_exec(listener, "SELECT 1");
+	assert_int_equal(drain_notifies(listener), 32);
 	tl_exec(c, "SELECT lote.batch('B', (SELECT jsonb_agg(jsonb_build_object('type', 'T' || i))"
 	           " FROM generate_series(1, 33) i))");
 	one_notify(listener, "c");
@@ -364,6 +371,21 @@ static void notify_once_per_call_not_per_row(void **state)
 	           "  ('EvLater', '1 hour')) v(t, d)");
 	tl_exec(listener, "SELECT 1");
 	assert_string_equal(payloads(listener), "e:EvA e:EvB");
+	/* one due type beside a delayed one: the one-type path */
+	tl_exec(c, "INSERT INTO lote.events (institution_id, entity_type, entity_id, type, run_at)"
+	           " VALUES ('00000000-0000-0000-0000-000000000000', 'E', '1', 'EvA', now()),"
+	           "  ('00000000-0000-0000-0000-000000000000', 'E', '1', 'EvLater', now() + interval '1 hour')");
+	one_notify(listener, "e:EvA");
+	/* a reprocessed event names its type */
+	tl_exec(c, "UPDATE lote.events SET status = 'success', finished_at = now()"
+	           " WHERE id = (SELECT min(id) FROM lote.events WHERE type = 'EvB')");
+	tl_exec(c, "SELECT lote.reprocess_event((SELECT min(id) FROM lote.events WHERE type = 'EvB'))");
+	one_notify(listener, "e:EvB");
+	/* a type no API accepts, inserted by hand, is not put in the payload
+	 * (it may not fit: a payload must stay under 8000 bytes) */
+	tl_exec(c, "INSERT INTO lote.events (institution_id, entity_type, entity_id, type)"
+	           " VALUES ('00000000-0000-0000-0000-000000000000', 'E', '1', repeat('x', 9000))");
+	one_notify(listener, "e");
 	tl_exec(c, "INSERT INTO lote.events (institution_id, entity_type, entity_id, type)"
 	           " SELECT '00000000-0000-0000-0000-000000000000', 'E', '1', 'Ev' || i"
 	           " FROM generate_series(1, 33) i");
