@@ -50,6 +50,10 @@ int cli_json_only(const char *cmd, int argc, char **argv, const char *usage, boo
  * --json option prints. */
 void cli_print_json(const json_t *v);
 
+/* Text output's one form of a duration: milliseconds with at most 3
+ * decimals and the unit, "6.208 ms", "12 ms". Returns buf. */
+const char *cli_format_ms(double ms, char *buf, size_t len);
+
 /* Resolves the database (LOTE_DATABASE_URL or the embedded cluster) and
  * connects; prints the error and returns NULL on failure. The connection is
  * caller-owned. If ret_conninfo is not NULL it gets the conninfo

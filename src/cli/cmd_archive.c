@@ -64,7 +64,7 @@ int cmd_archive(int argc, char **argv)
 	lote_error err = { 0 };
 	bool as_json = false;
 	PGconn *conn;
-	int64_t t0;
+	int64_t t0, took_ms;
 	double secs;
 	int c, rc;
 
@@ -111,7 +111,8 @@ int cmd_archive(int argc, char **argv)
 		return EXIT_DB;
 	t0 = lote__mono_ms();
 	rc = lote__archive_run(conn, &o, &st, &err);
-	secs = (double)(lote__mono_ms() - t0) / 1000.0;
+	took_ms = lote__mono_ms() - t0;
+	secs = (double)took_ms / 1000.0;
 	PQfinish(conn);
 	if (as_json) {
 		json_t *j = json_pack("{s:b, s:I, s:I, s:I, s:i, s:f}", "dry_run", o.dry_run,
@@ -123,11 +124,14 @@ int cmd_archive(int argc, char **argv)
 		free(s);
 		json_decref(j);
 	} else {
-		printf("%s %lld events, %lld commands, %lld batches",
+		char took[64];
+		printf("%s %lld event%s, %lld command%s, %lld batch%s",
 		       o.dry_run ? "would archive" : "archived", (long long)st.events,
-		       (long long)st.commands, (long long)st.batches);
+		       st.events == 1 ? "" : "s", (long long)st.commands, st.commands == 1 ? "" : "s",
+		       (long long)st.batches, st.batches == 1 ? "" : "es");
 		if (!o.dry_run)
-			printf(" in %d chunk%s, %.2fs", st.chunks, st.chunks == 1 ? "" : "s", secs);
+			printf(" in %d chunk%s, %s", st.chunks, st.chunks == 1 ? "" : "s",
+			       cli_format_ms((double)took_ms, took, sizeof(took)));
 		putchar('\n');
 	}
 	if (rc < 0) {

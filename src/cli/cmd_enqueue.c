@@ -25,7 +25,7 @@ static const char enqueue_usage[] =
 	"    JSON object (default {}); - reads it from standard input.\n"
 	"\n"
 	"OPTIONS\n"
-	"    --institution UUID   the tenant (default: none, system work)\n"
+	"    --institution UUID   the tenant (default: the nil UUID, system work)\n"
 	"    --queue NAME         queue (default: default)\n"
 	"    --priority N         lower runs first (default 0)\n"
 	"    --max-attempts N     attempts before it ends in error (default: its\n"
@@ -52,7 +52,7 @@ static const char emit_usage[] =
 	"    trying things out.\n"
 	"\n"
 	"OPTIONS\n"
-	"    --institution UUID   the tenant (default: the nil UUID, system)\n"
+	"    --institution UUID   the tenant (default: the nil UUID, system work)\n"
 	"    --json               print {\"id\": N} instead of the bare id\n"
 	"\n"
 	"EXIT STATUS\n"
@@ -60,12 +60,14 @@ static const char emit_usage[] =
 
 /* Reads the payload argument: inline JSON, "-" for stdin, or NULL for {}.
  * Checks it is a JSON object so a typo gets a precise message here.
- * Returns the compact text (malloc'd) or NULL after printing the error. */
+ * Returns the text as given (malloc'd), for jsonb to keep its numbers as
+ * written (jansson would print 0.1 back as 0.10000000000000001), or NULL
+ * after printing the error. */
 static char *read_payload(const char *cmd, const char *arg)
 {
 	json_error_t jerr;
 	json_t *v;
-	char *text = NULL, *out;
+	char *text = NULL;
 
 	if (!arg)
 		return strdup("{}");
@@ -98,20 +100,20 @@ static char *read_payload(const char *cmd, const char *arg)
 		arg = text;
 	}
 	v = json_loads(arg, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &jerr);
-	free(text);
 	if (!v) {
 		cli_error(cmd, "invalid JSON payload: %s (line %d, column %d)", jerr.text,
 		          jerr.line, jerr.column);
+		free(text);
 		return NULL;
 	}
 	if (!json_is_object(v)) {
 		cli_error(cmd, "the payload must be a JSON object, like {\"key\": \"value\"}");
 		json_decref(v);
+		free(text);
 		return NULL;
 	}
-	out = json_dumps(v, JSON_COMPACT);
 	json_decref(v);
-	return out;
+	return text ? text : strdup(arg);
 }
 
 /* Calls the SQL function and prints the id. */

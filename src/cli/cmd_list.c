@@ -204,20 +204,31 @@ static void print_tree(json_t *tree, long long mark)
 		printf("  … (more than %d commands, cut)\n", LOTE_API_TREE_MAX);
 }
 
+/* Text shows reals with 15 significant digits, which gives back any
+ * decimal of up to 15 digits as written: 0.1, not 0.10000000000000001
+ * (--json keeps jansson's 17, which reads back to the same double). */
+#define TEXT_REALS JSON_REAL_PRECISION(15)
+
 static void print_row(json_t *row)
 {
 	const char *k;
 	json_t *v;
 
 	json_object_foreach(row, k, v) {
+		char ms[64];
 		if (strcmp(k, "data") == 0 || json_is_null(v))
 			continue;
-		char *s = json_is_string(v) ? strdup(json_string_value(v)) : json_dumps(v, JSON_ENCODE_ANY);
+		if (strcmp(k, "duration") == 0 && json_is_number(v)) {
+			printf("%-16s %s\n", k, cli_format_ms(json_number_value(v), ms, sizeof(ms)));
+			continue;
+		}
+		char *s = json_is_string(v) ? strdup(json_string_value(v))
+		                            : json_dumps(v, JSON_ENCODE_ANY | TEXT_REALS);
 		printf("%-16s %s\n", k, s ? s : "");
 		free(s);
 	}
 	if (json_object_get(row, "data")) {
-		char *s = json_dumps(json_object_get(row, "data"), JSON_INDENT(2));
+		char *s = json_dumps(json_object_get(row, "data"), JSON_INDENT(2) | TEXT_REALS);
 		printf("data\n%s\n", s ? s : "");
 		free(s);
 	}
@@ -286,6 +297,25 @@ static int parse_ids(const char *cmd, int argc, char **argv, int from, long long
 	*ret = ids;
 	*ret_n = n;
 	return 0;
+}
+
+/* A batch's status in the hot table (malloc'd), NULL if it is not there. */
+static char *batch_status(PGconn *conn, long long id)
+{
+	lote_error err = { 0 };
+	char idtext[24], *status = NULL;
+	const char *params[1] = { idtext };
+
+	snprintf(idtext, sizeof(idtext), "%lld", id);
+	if (lote__db_value(conn, "SELECT status FROM lote.batches WHERE id = $1::bigint", 1, params,
+	                   &status, &err) < 0)
+		return NULL;
+	return status;
+}
+
+static bool is_status(const char *status, const char *want)
+{
+	return status && strcmp(status, want) == 0;
 }
 
 static int list_main(lote__api_kind kind, int argc, char **argv)
@@ -441,8 +471,9 @@ static int list_main(lote__api_kind kind, int argc, char **argv)
 				cli_print_json(v);
 			} else {
 				char *s = json_dumps(json_object_get(v, "ids"), JSON_COMPACT);
-				printf("%s%lld commands matched; %lld reprocessed%s; %s: %s\n", dry ? "dry run: " : "",
-				       num(v, "matched"), num(v, "reprocessed"),
+				printf("%s%lld command%s matched; %lld reprocessed%s; %s: %s\n",
+				       dry ? "dry run: " : "", num(v, "matched"), num(v, "matched") == 1 ? "" : "s",
+				       num(v, "reprocessed"),
 				       json_is_true(json_object_get(v, "more")) ? " (more remain: run it again)" : "",
 				       dry ? "ids" : "new ids", s);
 				free(s);
@@ -451,11 +482,17 @@ static int list_main(lote__api_kind kind, int argc, char **argv)
 		}
 		for (int i = 0; i < nids; i++) {
 			json_t *r = NULL;
+			/* lote.cancel_batch returns 0 both for a batch it leaves alone
+			 * (success or cancelled already) and for an open batch it
+			 * cancels with no member left to stop: the status tells. */
+			char *before = !reprocess && !json && kind == LOTE_API_BATCHES
+			                   ? batch_status(conn, ids[i]) : NULL;
 			rc = reprocess ? lote__api_reprocess(conn, ids[i], &actor, &r, &err)
 			               : lote__api_cancel(conn, kind, ids[i], &actor, &r, &err);
 			if (rc < 0) {
 				cli_error(cmd, "%lld: %s", ids[i], err.message);
 				status = rc == LOTE_ESTATE ? EXIT_FAIL : cli_exit_for(rc);
+				free(before);
 				continue;
 			}
 			if (json) {
@@ -472,8 +509,22 @@ static int list_main(lote__api_kind kind, int argc, char **argv)
 					status = EXIT_FAIL;
 				}
 			} else {
-				printf("batch %lld cancelled (%lld commands)\n", ids[i], num(r, "cancelled"));
+				char *after = batch_status(conn, ids[i]);
+				long long n = num(r, "cancelled");
+				if (is_status(before, "cancelled")) {
+					printf("batch %lld not cancelled: it was already cancelled\n", ids[i]);
+					status = EXIT_FAIL;
+				} else if (is_status(before, "success") || (after && !is_status(after, "cancelled"))) {
+					printf("batch %lld not cancelled: it has finished (%s)\n", ids[i],
+					       after ? after : before);
+					status = EXIT_FAIL;
+				} else {
+					printf("batch %lld cancelled (%lld command%s)\n", ids[i], n,
+					       n == 1 ? "" : "s");
+				}
+				free(after);
 			}
+			free(before);
 			json_decref(r);
 		}
 		goto done;

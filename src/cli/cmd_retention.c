@@ -25,9 +25,8 @@ static const char usage[] =
 	"    is older than that status's retention (defaults: success 30d, error\n"
 	"    90d, cancelled 30d), so a row is kept for its retention and at most\n"
 	"    7 days more. The attempts history of archived rows goes with them.\n"
-	"    Each\n"
-	"    drop is its own transaction and waits at most 5s for its lock (a\n"
-	"    partition busy with a long query is left for the next run). The\n"
+	"    Each drop is its own transaction and waits at most 5s for its lock\n"
+	"    (a partition busy with a long query is left for the next run). The\n"
 	"    daemon runs this nightly (schedule lote.retention, 03:00 in the\n"
 	"    database's time zone).\n"
 	"\n"
@@ -40,9 +39,8 @@ static const char usage[] =
 	"OPTIONS\n"
 	"    --dry-run   list the partitions that would be dropped\n"
 	"    --json      run: {\"dry_run\": …, \"partitions\": [{\"archive\", \"day\"\n"
-	"                (the week's Monday),\n"
-	"                \"status\", \"partition\", \"rows_estimate\", \"bytes\",\n"
-	"                \"dropped\"}]}; show: the settings as an object\n"
+	"                (the week's Monday), \"status\", \"partition\", \"rows_estimate\",\n"
+	"                \"bytes\", \"dropped\"}]}; show: the settings as an object\n"
 	"\n"
 	"EXIT STATUS\n"
 	"    0 success; 1 a drop failed; 2 bad command line or value; 3 database\n"
@@ -221,10 +219,10 @@ int cmd_retention(int argc, char **argv)
 		json_decref(j);
 	} else {
 		for (int i = 0; i < n; i++) {
-			printf("%s %s  %s %s %s  ~%lld rows\n",
+			printf("%s %s  %s %s %s  ~%lld row%s\n",
 			       dry_run ? "would drop" : items[i].dropped ? "dropped" : "busy, kept",
 			       items[i].partition, items[i].archive, items[i].day, items[i].status,
-			       (long long)items[i].rows_estimate);
+			       (long long)items[i].rows_estimate, items[i].rows_estimate == 1 ? "" : "s");
 			dropped += items[i].dropped;
 		}
 		if (dry_run)

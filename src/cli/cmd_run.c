@@ -291,7 +291,7 @@ static int register_handlers(lote_engine *engine, const lote__config *cfg,
 			lote__exec_free(x);
 			return rc;
 		}
-		log_debug("%s %s: exec %s (timeout %lldms)", h->kind == LOTE_EVENT ? "event" : "command",
+		log_debug("%s %s: exec %s (timeout %lld ms)", h->kind == LOTE_EVENT ? "event" : "command",
 		          h->type, h->program, (long long)timeout);
 	}
 	return 0;
@@ -344,7 +344,7 @@ static void http_keeper(int fd, const char *conninfo)
 		}
 		st = lote__mono_ms() - started;
 		backoff = st > 10000 ? 100 : (backoff * 2 > 30000 ? 30000 : backoff * 2);
-		log_warn("the HTTP server (pid %d) %s %d; restarting it in %lldms", (int)child,
+		log_warn("the HTTP server (pid %d) %s %d; restarting it in %lld ms", (int)child,
 		         WIFSIGNALED(wst) ? "was killed by signal" : "exited with status",
 		         WIFSIGNALED(wst) ? WTERMSIG(wst) : WEXITSTATUS(wst), (long long)backoff);
 		struct timespec ts = { backoff / 1000, (backoff % 1000) * 1000000 };

@@ -120,3 +120,20 @@ void cli_print_json(const json_t *v)
 	puts(s ? s : "null");
 	free(s);
 }
+
+const char *cli_format_ms(double ms, char *buf, size_t len)
+{
+	char num[48];
+
+	snprintf(num, sizeof(num), "%.3f", ms);
+	/* drop the trailing zeros of the decimals, then a bare '.' */
+	if (strchr(num, '.')) {
+		size_t n = strlen(num);
+		while (num[n - 1] == '0')
+			num[--n] = '\0';
+		if (num[n - 1] == '.')
+			num[--n] = '\0';
+	}
+	snprintf(buf, len, "%s ms", strcmp(num, "-0") == 0 ? "0" : num);
+	return buf;
+}

@@ -535,6 +535,26 @@ static void add_where(struct query *q, PGconn *conn, lote__api_kind kind,
 	" AND c.id BETWEEN lote.batch_first_member(" alias ".id) AND lote.batch_last_member(" alias ".id)" \
 	" GROUP BY c.status) s)"
 
+/* The same once the archive exists: an archived batch's members moved
+ * with it (sql/003_archive.sql), so each branch runs only for its side
+ * (a one-time filter) and a hot batch costs what it did. In the archive
+ * every row of the batch is a member: its (batch_id, id) index finds
+ * them without the id range. */
+#define BATCH_PROGRESS_ALL(alias) \
+	"(SELECT coalesce(jsonb_object_agg(status, n), '{}') FROM (SELECT c.status, count(*) AS n FROM (" \
+	"SELECT c.status FROM lote.commands c WHERE NOT " alias ".archived" \
+	" AND c.batch_id = " alias ".id AND c.replaced_by IS NULL" \
+	" AND c.id BETWEEN lote.batch_first_member(" alias ".id) AND lote.batch_last_member(" alias ".id)" \
+	" UNION ALL SELECT c.status FROM lote.commands_archive c WHERE " alias ".archived" \
+	" AND c.batch_id = " alias ".id AND c.replaced_by IS NULL) c" \
+	" GROUP BY c.status) s)"
+
+/* The progress of batch "t" read from src (lote__api_source()'s). */
+static const char *batch_progress(const char *src)
+{
+	return strcmp(src, "lote.batches_all") == 0 ? BATCH_PROGRESS_ALL("t") : BATCH_PROGRESS("t");
+}
+
 int lote__api_list(PGconn *conn, lote__api_kind kind, const lote__api_filter *f,
                    const lote__api_actor *actor, json_t **ret, lote_error *err)
 {
@@ -542,6 +562,7 @@ int lote__api_list(PGconn *conn, lote__api_kind kind, const lote__api_filter *f,
 	const char *key = by_time(f) ? "round(extract(epoch FROM t.created_at) * 1000000)::bigint || '_' || t.id"
 	                             : "t.id::text";
 	bool dup = false;
+	const char *src = lote__api_source(conn, kind);
 	int types = f->type ? count_values(f->type, &dup) : 0;
 	struct query q;
 	json_t *page = NULL, *items, *keys, *out;
@@ -552,10 +573,12 @@ int lote__api_list(PGconn *conn, lote__api_kind kind, const lote__api_filter *f,
 	 * each row's cursor. */
 	q_init(&q);
 	if (q.out) {
-		fprintf(q.out, "SELECT jsonb_build_object('items', coalesce(jsonb_agg(%s%s ORDER BY %s), '[]'),"
+		fprintf(q.out, "SELECT jsonb_build_object('items', coalesce(jsonb_agg(%s%s%s%s ORDER BY %s), '[]'),"
 		               " 'keys', coalesce(jsonb_agg(%s ORDER BY %s), '[]')) FROM (",
 		        ROW_JSON("t", " - 'data'"),
-		        kind == LOTE_API_BATCHES ? " || jsonb_build_object('progress', " BATCH_PROGRESS("t") ")" : "",
+		        kind == LOTE_API_BATCHES ? " || jsonb_build_object('progress', " : "",
+		        kind == LOTE_API_BATCHES ? batch_progress(src) : "",
+		        kind == LOTE_API_BATCHES ? ")" : "",
 		        order, key, order);
 		if (types > 1 && types <= LOTE_API_TYPES_MERGED && !dup) {
 			/* Several types: one ordered index read per type, merged
@@ -566,13 +589,13 @@ int lote__api_list(PGconn *conn, lote__api_kind kind, const lote__api_filter *f,
 			for (int k = 1; k <= types; k++) {
 				q.n = 0;
 				fprintf(q.out, "%s(SELECT * FROM %s t WHERE true", k > 1 ? " UNION ALL " : "",
-				        lote__api_source(conn, kind));
+				        src);
 				add_where_k(&q, conn, kind, f, actor, k);
 				fprintf(q.out, " ORDER BY %s LIMIT %d)", order, f->limit + 1);
 			}
 			fprintf(q.out, ") t ORDER BY %s LIMIT %d) t", order, f->limit + 1);
 		} else {
-			fprintf(q.out, "SELECT * FROM %s t WHERE true", lote__api_source(conn, kind));
+			fprintf(q.out, "SELECT * FROM %s t WHERE true", src);
 			add_where(&q, conn, kind, f, actor);
 			fprintf(q.out, " ORDER BY %s LIMIT %d) t", order, f->limit + 1);
 		}
@@ -667,14 +690,14 @@ int lote__api_get(PGconn *conn, lote__api_kind kind, int64_t id, const lote__api
 		break;
 	case LOTE_API_BATCHES:
 		fprintf(q.out, "SELECT jsonb_build_object('batch', %s,"
-		               " 'progress', " BATCH_PROGRESS("t") ","
+		               " 'progress', %s,"
 		               " 'next', (SELECT %s FROM %s c WHERE c.id = t.next_command_id),"
 		               " 'members', (SELECT coalesce(jsonb_agg(%s ORDER BY c.id), '[]') FROM"
 		               "   (SELECT * FROM %s c WHERE c.batch_id = t.id AND c.id BETWEEN"
 		               "    lote.batch_first_member(t.id) AND lote.batch_last_member(t.id)"
 		               "    ORDER BY c.id LIMIT %d) c))"
 		               " FROM %s t WHERE t.id = $1",
-		        ROW_JSON("t", ""), ROW_JSON("c", " - 'data'"),
+		        ROW_JSON("t", ""), batch_progress(src), ROW_JSON("c", " - 'data'"),
 		        lote__api_source(conn, LOTE_API_COMMANDS), ROW_JSON("c", " - 'data'"),
 		        lote__api_source(conn, LOTE_API_COMMANDS), LOTE_API_TREE_MAX, src);
 		break;
@@ -791,8 +814,9 @@ static const char summary_sql[] =
 	"      ORDER BY m)"
 	"    FROM generate_series(date_trunc('minute', now()) - interval '59 minutes',"
 	"                         date_trunc('minute', now()), interval '1 minute') m),"
-	" 'error_rate_1h', (SELECT CASE WHEN sum(n) > 0 THEN round(sum(n) FILTER (WHERE status = 'error')::numeric"
-	"      / sum(n), 4) ELSE 0 END FROM recent WHERE kind = 'command'),"
+	/* coalesce: with no error in the hour the filtered sum is NULL */
+	" 'error_rate_1h', (SELECT CASE WHEN sum(n) > 0 THEN round(coalesce(sum(n) FILTER (WHERE status = 'error'), 0)"
+	"      ::numeric / sum(n), 4) ELSE 0 END FROM recent WHERE kind = 'command'),"
 	" 'by_institution', %3$s,"
 	" 'workers', (SELECT count(*) FROM lote.workers WHERE heartbeat_at > now() - interval '1 minute'))";
 

@@ -565,7 +565,7 @@ static void cli_mirrors_the_api(void **state)
 	free(out);
 	assert_int_equal(tl_run_lote(db, &out, "commands", "reprocess", "--status", "error",
 	                             "--institution", INST_B, "--error-like", "smtp", "--dry-run", NULL), 0);
-	assert_non_null(strstr(out, "1 commands matched"));
+	assert_non_null(strstr(out, "1 command matched"));
 	free(out);
 	assert_int_equal(tl_int(c, "SELECT count(*) FROM lote.commands WHERE original_id IS NOT NULL"), 0);
 	assert_int_equal(tl_run_lote(db, &out, "commands", "reprocess", "3", NULL), 0);
@@ -589,6 +589,77 @@ static void cli_mirrors_the_api(void **state)
 	assert_int_equal(tl_int(c, "SELECT count(*) FROM lote.audit_log WHERE actor LIKE 'cli %%'"), 2);
 	PQfinish(c);
 	free(db);
+}
+
+/* Progress counts a batch's members where they are: after `lote archive`
+ * moved a finished batch they are in the archive, and the list, the
+ * detail and the CLI still show them all (a replaced member left out). */
+static void archived_batch_keeps_progress(void **state)
+{
+	struct web w;
+	json_t *j;
+	char *out = NULL;
+	(void)state;
+	start(&w, "api_archived_batch");
+	long long b = tl_int(w.conn, "SELECT lote.batch('Mails', (SELECT jsonb_agg(jsonb_build_object("
+	                             "'type', 'SendEmail')) FROM generate_series(1, 100)))");
+	long long bad = tl_int(w.conn, "SELECT min(id) FROM lote.commands WHERE batch_id = %lld", b);
+	tl_exec(w.conn, "UPDATE lote.commands SET status = CASE WHEN id = %lld THEN 'error' ELSE 'success' END,"
+	                " attempt = 1, finished_at = now() WHERE batch_id = %lld", bad, b);
+	tl_exec(w.conn, "SELECT lote.batch_check(ARRAY[%lld::bigint])", b);
+	assert_string_equal(tl_value(w.conn, "SELECT status FROM lote.batches WHERE id = %lld", b), "error");
+	/* the failed member is repaired: its copy stands in */
+	long long copy = tl_int(w.conn, "SELECT lote.reprocess(%lld)", bad);
+	tl_exec(w.conn, "UPDATE lote.commands SET status = 'success', attempt = 1, finished_at = now()"
+	                " WHERE id = %lld", copy);
+	tl_exec(w.conn, "SELECT lote.batch_check(ARRAY[%lld::bigint])", b);
+	assert_string_equal(tl_value(w.conn, "SELECT status FROM lote.batches WHERE id = %lld", b), "success");
+	assert_int_equal(tl_run_lote(w.db, &out, "archive", "--older-than", "0s", NULL), 0);
+	free(out);
+	assert_int_equal(tl_int(w.conn, "SELECT count(*) FROM lote.commands_archive WHERE batch_id = %lld", b), 101);
+	j = get_json(&w, w.admin, "/api/v1/batches", 200);
+	json_t *p = json_object_get(json_array_get(json_object_get(j, "items"), 0), "progress");
+	assert_int_equal(json_object_size(p), 1);
+	assert_int_equal(json_integer_value(json_object_get(p, "success")), 100);
+	json_decref(j);
+	j = get_json(&w, w.admin, "/api/v1/batches/1", 200);
+	p = json_object_get(j, "progress");
+	assert_int_equal(json_object_size(p), 1);
+	assert_int_equal(json_integer_value(json_object_get(p, "success")), 100);
+	assert_int_equal(json_array_size(json_object_get(j, "members")), 101);
+	json_decref(j);
+	assert_int_equal(tl_run_lote(w.db, &out, "batches", "ls", NULL), 0);
+	if (!strstr(out, "100/100"))
+		fail_msg("batches ls:\n%s", out);
+	free(out);
+	assert_int_equal(tl_run_lote(w.db, &out, "batches", "show", "1", NULL), 0);
+	if (!strstr(out, "progress         success 100\n"))
+		fail_msg("batches show:\n%s", out);
+	free(out);
+	stop(&w);
+}
+
+/* The error rate of the last hour is 0 when work finished without errors,
+ * not null. */
+static void summary_error_rate(void **state)
+{
+	struct web w;
+	json_t *j, *r;
+	(void)state;
+	start(&w, "api_error_rate");
+	tl_exec(w.conn, "SELECT lote.enqueue('Noop') FROM generate_series(1, 3)");
+	tl_exec(w.conn, "UPDATE lote.commands SET status = 'success', attempt = 1, finished_at = now()");
+	j = get_json(&w, w.admin, "/api/v1/summary", 200);
+	r = json_object_get(j, "error_rate_1h");
+	if (!json_is_number(r) || json_number_value(r) != 0)
+		fail_msg("error_rate_1h: %s", json_dumps(r, JSON_ENCODE_ANY));
+	json_decref(j);
+	tl_exec(w.conn, "UPDATE lote.commands SET status = 'error', finished_at = now() WHERE id = 1");
+	j = get_json(&w, w.admin, "/api/v1/summary", 200);
+	r = json_object_get(j, "error_rate_1h");
+	assert_true(json_is_number(r) && json_number_value(r) > 0);
+	json_decref(j);
+	stop(&w);
 }
 
 /* The pid of the newest "serving" line of the HTTP server other than
@@ -656,6 +727,8 @@ int main(void)
 		cmocka_unit_test_teardown(actions_and_audit, teardown),
 		cmocka_unit_test_teardown(static_files_sse_and_ports, teardown),
 		cmocka_unit_test_teardown(cli_mirrors_the_api, teardown),
+		cmocka_unit_test_teardown(archived_batch_keeps_progress, teardown),
+		cmocka_unit_test_teardown(summary_error_rate, teardown),
 		cmocka_unit_test_teardown(run_serves_http, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -112,6 +112,79 @@ static void status_reports_unhandled_types(void **state)
 	free(db);
 }
 
+/* show prints durations as milliseconds with at most 3 decimals, and
+ * reals as written, not float noise (6.2080000000000002); enqueue stores
+ * them as written. */
+static void show_prints_durations_in_ms(void **state)
+{
+	char *db = tl_fresh_db("cli_show", true);
+	PGconn *c = tl_connect(db);
+	char *out = NULL, id[32];
+	(void)state;
+	/* the payload is stored as written */
+	assert_int_equal(tl_run_lote(db, &out, "enqueue", "Thing", "{\"x\": 0.1}", NULL), 0);
+	long long cmd = atoll(out);
+	free(out);
+	assert_string_equal(tl_value(c, "SELECT data::text FROM lote.commands WHERE id = %lld", cmd),
+	                    "{\"x\": 0.1}");
+	tl_exec(c, "UPDATE lote.commands SET status = 'success', attempt = 1, started_at = now(),"
+	           " finished_at = now(), duration = interval '6.208 ms' WHERE id = %lld", cmd);
+	snprintf(id, sizeof(id), "%lld", cmd);
+	assert_int_equal(tl_run_lote(db, &out, "commands", "show", id, NULL), 0);
+	if (!strstr(out, "duration         6.208 ms\n") || strstr(out, "6.2080") || strstr(out, "0.1000"))
+		fail_msg("commands show:\n%s", out);
+	free(out);
+	assert_int_equal(tl_run_lote(db, &out, "commands", "reprocess", "--status", "success",
+	                             "--type", "Thing", "--dry-run", NULL), 0);
+	if (!strstr(out, "1 command matched"))
+		fail_msg("reprocess --dry-run:\n%s", out);
+	free(out);
+
+	long long b = tl_int(c, "SELECT lote.batch('Mails', '[{\"type\": \"M\"}]')");
+	tl_exec(c, "UPDATE lote.batches SET status = 'success', started_at = now(), finished_at = now(),"
+	           " duration = interval '194.1734 ms' WHERE id = %lld", b);
+	snprintf(id, sizeof(id), "%lld", b);
+	assert_int_equal(tl_run_lote(db, &out, "batches", "show", id, NULL), 0);
+	if (!strstr(out, "duration         194.173 ms\n"))
+		fail_msg("batches show:\n%s", out);
+	free(out);
+	PQfinish(c);
+	free(db);
+}
+
+/* Cancelling a finished batch is refused like a finished command: a
+ * message and exit 1, the batch untouched. */
+static void cancel_finished_batch_is_refused(void **state)
+{
+	char *db = tl_fresh_db("cli_cancel", true);
+	PGconn *c = tl_connect(db);
+	char *out = NULL, id[32];
+	(void)state;
+	long long done = tl_int(c, "SELECT lote.batch('Mails', '[{\"type\": \"M\"}, {\"type\": \"M\"}]')");
+	tl_exec(c, "UPDATE lote.commands SET status = 'success', finished_at = now() WHERE batch_id = %lld", done);
+	tl_exec(c, "UPDATE lote.batches SET status = 'success', finished_at = now() WHERE id = %lld", done);
+	snprintf(id, sizeof(id), "%lld", done);
+	assert_int_equal(tl_run_lote(db, &out, "batches", "cancel", id, NULL), 1);
+	if (!strstr(out, "not cancelled: it has finished (success)"))
+		fail_msg("batches cancel of a finished batch:\n%s", out);
+	free(out);
+	assert_string_equal(tl_value(c, "SELECT status FROM lote.batches WHERE id = %lld", done), "success");
+
+	/* an open batch is cancelled, once */
+	long long open = tl_int(c, "SELECT lote.batch('Mails', '[{\"type\": \"M\"}]')");
+	snprintf(id, sizeof(id), "%lld", open);
+	assert_int_equal(tl_run_lote(db, &out, "batches", "cancel", id, NULL), 0);
+	if (!strstr(out, "cancelled (1 command)"))
+		fail_msg("batches cancel of an open batch:\n%s", out);
+	free(out);
+	assert_int_equal(tl_run_lote(db, &out, "batches", "cancel", id, NULL), 1);
+	if (!strstr(out, "not cancelled: it was already cancelled"))
+		fail_msg("batches cancel again:\n%s", out);
+	free(out);
+	PQfinish(c);
+	free(db);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -119,6 +192,8 @@ int main(void)
 		cmocka_unit_test(enqueue_and_emit_from_the_shell),
 		cmocka_unit_test(unreachable_database_is_exit_3),
 		cmocka_unit_test(status_reports_unhandled_types),
+		cmocka_unit_test(show_prints_durations_in_ms),
+		cmocka_unit_test(cancel_finished_batch_is_refused),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
