@@ -749,16 +749,53 @@ out:
 	return rc < 0 ? rc : n;
 }
 
+/* Whether this daemon takes commands of queue (len bytes, not
+ * terminated): every queue, or one of its list ("default,mail"). */
+static bool takes_queue(const lote_engine *e, const char *queue, size_t len)
+{
+	const char *p = e->queues;
+
+	if (!p || !*p)
+		return true;
+	while (*p) {
+		size_t n;
+		p += strspn(p, ", ");
+		n = strcspn(p, ", ");
+		if (n == len && n > 0 && memcmp(p, queue, n) == 0)
+			return true;
+		p += n;
+	}
+	return false;
+}
+
+/* Whether a "c:TYPE" or "c:TYPE@QUEUE" wake-up (payload after the "c:")
+ * names work this daemon takes; no queue is the default queue. */
+static bool takes_commands(const lote_engine *e, const char *payload)
+{
+	char type[256];
+	const char *at = strchr(payload, '@');
+	size_t n = at ? (size_t)(at - payload) : strlen(payload);
+
+	if (n >= sizeof(type))
+		return false;
+	memcpy(type, payload, n);
+	type[n] = '\0';
+	if (!lote__engine_command(e, type))
+		return false;
+	return at ? takes_queue(e, at + 1, strlen(at + 1)) : takes_queue(e, "default", 7);
+}
+
 /* The kinds a wake-up names for this worker: the payload of NOTIFY
- * lote_wakeup is "c" (commands), "c:TYPE" (commands of that type: none if
- * this daemon does not handle it), "e" or "e:TYPE" (events, the same way);
- * anything else names both. */
+ * lote_wakeup is "c" (commands), "c:TYPE" or "c:TYPE@QUEUE" (commands of
+ * that type, in the default queue or that one: none if this daemon does
+ * not take them), "e" or "e:TYPE" (events, the same way); anything else
+ * names both. */
 static int notified_kinds(const struct worker *w, const PGnotify *note)
 {
 	if (strcmp(note->extra, "c") == 0)
 		return 1 << LOTE_COMMAND;
 	if (strncmp(note->extra, "c:", 2) == 0)
-		return lote__engine_command(w->e, note->extra + 2) ? 1 << LOTE_COMMAND : 0;
+		return takes_commands(w->e, note->extra + 2) ? 1 << LOTE_COMMAND : 0;
 	if (strcmp(note->extra, "e") == 0)
 		return 1 << LOTE_EVENT;
 	if (strncmp(note->extra, "e:", 2) == 0)

@@ -332,6 +332,29 @@ static void notify_once_per_call_not_per_row(void **state)
 	tl_exec(c, "SELECT lote.batch('B', '[{\"type\": \"U\"}, {\"type\": \"T\"}, {\"type\": \"U\"}]')");
 	tl_exec(listener, "SELECT 1");
 	assert_string_equal(payloads(listener), "c:T c:U");
+	/* another queue than the default is named after the type */
+	tl_exec(c, "SELECT lote.enqueue('T', '{}', NULL, '{\"queue\": \"mail\"}')");
+	one_notify(listener, "c:T@mail");
+	tl_exec(c, "SELECT lote.enqueue('T', '{}', NULL, '{\"queue\": \"default\", \"priority\": 1}')");
+	one_notify(listener, "c:T");
+	tl_exec(c, "SELECT lote.enqueue_many('T', ARRAY['{}'::jsonb, '{}'], NULL, '{\"queue\": \"mail\"}')");
+	one_notify(listener, "c:T@mail");
+	tl_exec(c, "SELECT lote.batch('B', '[{\"type\": \"T\"}, {\"type\": \"T\", \"queue\": \"mail\"},"
+	           " {\"type\": \"U\", \"queue\": \"mail\"}, {\"type\": \"U\", \"queue\": \"mail\"}]')");
+	tl_exec(listener, "SELECT 1");
+	assert_string_equal(payloads(listener), "c:T c:T@mail c:U@mail");
+	long long qb = tl_int(c, "SELECT lote.batch('B', '[{\"type\": \"T\", \"queue\": \"mail\"}]',"
+	                         " '{\"type\": \"N\", \"queue\": \"mail\"}')");
+	one_notify(listener, "c:T@mail");
+	tl_exec(c, "UPDATE lote.commands SET status = 'success', finished_at = now() WHERE batch_id = %lld", qb);
+	assert_int_equal(tl_int(c, "SELECT lote.batch_check(ARRAY[%lld::bigint])", qb), 1);
+	one_notify(listener, "c:N@mail");
+	long long qm = tl_int(c, "SELECT min(id) FROM lote.commands WHERE batch_id = %lld", qb);
+	tl_exec(c, "SELECT lote.reprocess(%lld)", qm);
+	one_notify(listener, "c:T@mail");
+	/* a type or queue no API accepts is not named */
+	assert_string_equal(tl_value(c, "SELECT lote.wakeup_payload('c', 'T', repeat('q', 101))"), "c");
+	assert_string_equal(tl_value(c, "SELECT lote.wakeup_payload('c', repeat('t', 201), 'mail')"), "c");
 	/* a delayed member's type is not named */
 	tl_exec(c, "SELECT lote.batch('B', '[{\"type\": \"U\", \"delay_ms\": 60000}, {\"type\": \"T\"}]')");
 	one_notify(listener, "c:T");
