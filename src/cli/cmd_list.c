@@ -56,7 +56,8 @@ static void usage(FILE *out, lote__api_kind kind)
 		        "    With filters instead of ids it reprocesses every matching finished\n"
 		        "    command that has no copy yet (status defaults to error; at most\n"
 		        "    10000 per call); --dry-run only counts and lists them.\n"
-		        "    cancel stops commands that have not started.\n",
+		        "    cancel stops commands that have not started.\n"
+		        "    ls marks a reprocessed command \"(replaced by N)\": N is its copy.\n",
 		        "awaiting, pending, processing, success, error,\n"
 		        "                           cancelled",
 		        " of the event that caused it",
@@ -64,7 +65,8 @@ static void usage(FILE *out, lote__api_kind kind)
 		        "    --origin event:ID|command:ID  enqueued by that event or command\n");
 		break;
 	case LOTE_API_EVENTS:
-		fprintf(out, usage_fmt, "events", " and show", "", " and the commands it caused", "",
+		fprintf(out, usage_fmt, "events", " and show", "", " and the commands it caused",
+		        "    ls marks a reprocessed event \"(replaced by N)\": N is its copy.\n",
 		        "pending, processing, success, error", "", "");
 		break;
 	case LOTE_API_BATCHES:
@@ -130,7 +132,16 @@ static void print_table(lote__api_kind kind, json_t *items)
 		break;
 	}
 	json_array_foreach(items, i, r) {
-		clip(str(r, "error"), e, sizeof(e));
+		/* a reprocessed row says so before its error: the dashboard's
+		 * Errors page leaves it out, the copy has taken its place */
+		if (kind != LOTE_API_BATCHES && num(r, "replaced_by") > 0) {
+			char full[600];
+			snprintf(full, sizeof(full), "(replaced by %lld)%s%.512s", num(r, "replaced_by"),
+			         *str(r, "error") ? " " : "", str(r, "error"));
+			clip(full, e, sizeof(e));
+		} else {
+			clip(str(r, "error"), e, sizeof(e));
+		}
 		printf("%-8lld  %-28s  %-10s  ", num(r, "id"), str(r, "type"), str(r, "status"));
 		if (kind == LOTE_API_COMMANDS) {
 			char a[16];

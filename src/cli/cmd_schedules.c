@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "cli.h"
 #include "cron.h"
@@ -40,8 +41,11 @@ static const char usage[] =
 	"    start-up for all of them; skip drops a tick more than a minute late;\n"
 	"    catch_up runs every missed tick.\n"
 	"\n"
-	"    The built-in routines lote.archive (every minute) and lote.retention\n"
-	"    (03:00) are listed too; change them with UPDATE lote.schedules.\n"
+	"    The built-in routines lote.archive (every minute, UTC) and\n"
+	"    lote.retention (03:00 in the database's TimeZone at migrate time)\n"
+	"    are listed too; change them with UPDATE lote.schedules. ls shows a\n"
+	"    zone that is UTC under another name (Etc/UTC ...) as UTC, --json as\n"
+	"    stored. Times are ISO 8601, in the session's time zone.\n"
 	"\n"
 	"OPTIONS\n"
 	"    --json             ls: an array of schedule objects\n"
@@ -54,6 +58,20 @@ static const char usage[] =
 	"EXIT STATUS\n"
 	"    0 success; 1 failed; 2 bad command line, cron expression or input;\n"
 	"    3 database unreachable or not migrated; 4 rm: no such schedule.\n";
+
+/* The zone as the text table shows it: the names tzdata links to Etc/UTC
+ * as "UTC". lote.archive is created with 'UTC' and lote.retention with
+ * the database's TimeZone at migrate time, often 'Etc/UTC': one zone under
+ * two names. Any other zone as stored; --json always as stored. */
+static const char *tz_display(const char *tz)
+{
+	static const char *utc[] = { "Etc/UTC", "Etc/UCT", "Etc/Universal", "Etc/Zulu", "UCT",
+	                             "Universal", "Zulu", "UTC" };
+	for (size_t i = 0; tz && i < sizeof(utc) / sizeof(utc[0]); i++)
+		if (strcasecmp(tz, utc[i]) == 0)
+			return "UTC";
+	return tz;
+}
 
 static int ls(PGconn *conn, bool as_json)
 {
@@ -91,7 +109,7 @@ static int ls(PGconn *conn, bool as_json)
 		printf("%-20s %-15s %-16s %-24s %-8s %-26s %s%s%s%s\n",
 		       json_string_value(json_object_get(s, "name")),
 		       json_string_value(json_object_get(s, "cron")),
-		       json_string_value(json_object_get(s, "timezone")), what,
+		       tz_display(json_string_value(json_object_get(s, "timezone"))), what,
 		       json_string_value(json_object_get(s, "missed")),
 		       json_is_true(json_object_get(s, "enabled"))
 		           ? (json_is_string(json_object_get(s, "next_run_at"))
@@ -244,8 +262,9 @@ int cmd_schedules(int argc, char **argv)
 			char *next = NULL;
 			const char *np[1] = { argv[optind + 1] };
 			if (lote__schedule_init_next(conn, &err) < 0 ||
-			    lote__db_value(conn, "SELECT next_run_at::text FROM lote.schedules WHERE name = $1",
-			                   1, np, &next, &err) < 0) {
+			    /* as ls prints it (JSON's ISO 8601, as every list) */
+			    lote__db_value(conn, "SELECT to_json(next_run_at) #>> '{}' FROM lote.schedules"
+			                   " WHERE name = $1", 1, np, &next, &err) < 0) {
 				cli_error("schedules", "%s", err.message);
 				rc = EXIT_FAIL;
 			} else {

@@ -17,9 +17,11 @@ static const char usage[] =
 	"\n"
 	"DESCRIPTION\n"
 	"    Prints the live rows of the events and commands tables by status,\n"
-	"    the worker processes that beat in the last minute with the types they\n"
-	"    handle, and every type with pending work that no live worker handles\n"
-	"    (\"no handler for type X\"): such work is never dropped, it waits.\n"
+	"    the worker processes that beat in the last minute (host and pids)\n"
+	"    grouped by what they handle, printed once per group (queues when\n"
+	"    not all, command and event types), and every type with pending work\n"
+	"    that no live worker handles (\"no handler for type X\"): such work\n"
+	"    is never dropped, it waits.\n"
 	"\n"
 	"OPTIONS\n"
 	"    --json   one JSON object: {\"events\": {...}, \"commands\": {...},\n"
@@ -45,6 +47,89 @@ static json_t *query_json(PGconn *conn, const char *sql)
 	}
 	PQclear(res);
 	return v;
+}
+
+/* Prints prefix, then the words (strings or integers) of list separated
+ * by spaces, "-" for none, going on under column cont when a line would
+ * pass 80 columns. */
+static void print_words(const char *prefix, int cont, const json_t *list)
+{
+	int col = printf("%s", prefix), n = 0;
+	size_t i;
+	json_t *v;
+
+	json_array_foreach(list, i, v) {
+		char num[24];
+		const char *word = json_is_string(v) ? json_string_value(v) : num;
+		int len;
+		if (!json_is_string(v))
+			snprintf(num, sizeof(num), "%lld", (long long)json_integer_value(v));
+		len = (int)strlen(word);
+		if (n > 0 && col + 1 + len > 80)
+			col = printf("\n%*s", cont, "") - 1;
+		else if (n > 0)
+			col += printf(" ");
+		col += printf("%s", word);
+		n++;
+	}
+	printf("%s\n", n ? "" : "-");
+}
+
+/* Whether two workers handle the same work: queues and types. */
+static bool same_work(json_t *a, json_t *b)
+{
+	static const char *keys[] = { "queues", "command_types", "event_types" };
+	for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++)
+		if (!json_equal(json_object_get(a, keys[k]), json_object_get(b, keys[k])))
+			return false;
+	return true;
+}
+
+/* The live workers grouped by the work they handle (every worker of a
+ * daemon handles the same): for each group, one line per host with its
+ * pids, then the queues (when not all) and the types, once. */
+static void print_workers(json_t *workers)
+{
+	size_t n = json_array_size(workers);
+
+	for (size_t i = 0; i < n; i++) {
+		json_t *w = json_array_get(workers, i);
+		bool seen = false;
+		for (size_t j = 0; j < i && !seen; j++)
+			seen = same_work(json_array_get(workers, j), w);
+		if (seen)
+			continue;
+		/* the group's hosts, in order, each with its pids */
+		for (size_t h = i; h < n; h++) {
+			json_t *hw = json_array_get(workers, h), *pids;
+			const char *host = json_string_value(json_object_get(hw, "host"));
+			bool host_seen = false;
+			char prefix[128];
+			if (!same_work(w, hw))
+				continue;
+			for (size_t j = i; j < h && !host_seen; j++)
+				host_seen = same_work(w, json_array_get(workers, j)) &&
+				            json_equal(json_object_get(json_array_get(workers, j), "host"),
+				                       json_object_get(hw, "host"));
+			if (host_seen)
+				continue;
+			pids = json_array();
+			for (size_t j = h; j < n; j++) {
+				json_t *pw = json_array_get(workers, j);
+				if (same_work(w, pw) &&
+				    json_equal(json_object_get(pw, "host"), json_object_get(hw, "host")))
+					json_array_append(pids, json_object_get(pw, "pid"));
+			}
+			snprintf(prefix, sizeof(prefix), "  %s pid%s ", host ? host : "?",
+			         json_array_size(pids) == 1 ? "" : "s");
+			print_words(prefix, 6, pids);
+			json_decref(pids);
+		}
+		if (json_is_array(json_object_get(w, "queues")))
+			print_words("    queues   ", 13, json_object_get(w, "queues"));
+		print_words("    commands ", 13, json_object_get(w, "command_types"));
+		print_words("    events   ", 13, json_object_get(w, "event_types"));
+	}
 }
 
 int cmd_status(int argc, char **argv)
@@ -94,18 +179,10 @@ int cmd_status(int argc, char **argv)
 		}
 		putchar('\n');
 	}
-	json_t *workers = json_object_get(all, "workers"), *w;
+	json_t *workers = json_object_get(all, "workers");
 	size_t i;
 	printf("workers   %zu live\n", json_array_size(workers));
-	json_array_foreach(workers, i, w) {
-		char *ct = json_dumps(json_object_get(w, "command_types"), JSON_COMPACT);
-		char *et = json_dumps(json_object_get(w, "event_types"), JSON_COMPACT);
-		printf("  %s pid %lld  commands %s  events %s\n",
-		       json_string_value(json_object_get(w, "host")),
-		       (long long)json_integer_value(json_object_get(w, "pid")), ct, et);
-		free(ct);
-		free(et);
-	}
+	print_workers(workers);
 	json_t *unhandled = json_object_get(all, "unhandled"), *u;
 	json_array_foreach(unhandled, i, u) {
 		printf("no handler for %s type %s%s%s: %lld pending, oldest %llds ago\n",

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "testlib.h"
 
 #define NIL "'00000000-0000-0000-0000-000000000000'"
@@ -19,6 +21,25 @@ static void finished_commands(PGconn *c, int n, const char *status, const char *
 	           " SELECT " NIL ", 'Done' || (i %% 7), jsonb_build_object('i', i), '%s', 1,"
 	           " now() - interval '%s' - interval '1 second', now() - interval '%s', interval '1 second'"
 	           " FROM generate_series(1, %d) i", status, age, age, n);
+}
+
+/* From `lote stats` text output, the archive rows of `kind` ("~N" when
+ * estimated) and the rest of its line (the rows per status). */
+static void stats_line(const char *out, const char *kind, char *rows, size_t len, char *by, size_t by_len)
+{
+	const char *l = out;
+	size_t k = strlen(kind);
+	while (l && !(strncmp(l, kind, k) == 0 && l[k] == ' '))
+		l = (l = strchr(l, '\n')) ? l + 1 : NULL;
+	assert_non_null(l);
+	char name[16], unit[8];
+	double size;
+	long long hot;
+	int end = 0;
+	/* kind, hot rows, hot size (number and unit), archive rows */
+	assert_int_equal(sscanf(l, "%15s %lld %lf %7s %31s%n", name, &hot, &size, unit, rows, &end), 5);
+	assert_true(strlen(rows) < len);
+	snprintf(by, by_len, "%.*s", (int)strcspn(l + end, "\n"), l + end);
 }
 
 static void exactly_once_with_kill9(void **state)
@@ -51,6 +72,25 @@ static void exactly_once_with_kill9(void **state)
 	assert_int_equal(tl_int(c, "SELECT count(DISTINCT id) FROM lote.commands_archive"), total);
 	assert_int_equal(tl_int(c, "SELECT count(*) FROM lote.commands"), 100);
 	assert_int_equal(tl_int(c, "SELECT count(*) FROM lote.commands WHERE status = 'pending'"), 100);
+	/* too large to count in `lote stats`: a catalog estimate, marked so */
+	assert_true(tl_int(c, "SELECT max(pg_relation_size(('lote.' || partition)::regclass)) / 8192"
+	                      " FROM lote.archive_partitions WHERE archive = 'commands'") > 1024);
+	tl_exec(c, "ANALYZE lote.commands_archive");
+	assert_int_equal(tl_run_lote(db, &out, "stats", "--json", NULL), 0);
+	json_t *j = json_loads(out, 0, NULL);
+	json_t *ka = json_object_get(json_object_get(j, "commands"), "archive");
+	assert_true(json_is_false(json_object_get(ka, "exact")));
+	long long est = json_integer_value(json_object_get(ka, "rows_estimate"));
+	assert_true(est > total * 9 / 10 && est < total * 11 / 10);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(json_object_get(j, "commands"), "hot"),
+	                                                    "rows")), 100);
+	json_decref(j);
+	free(out);
+	assert_int_equal(tl_run_lote(db, &out, "stats", NULL), 0);
+	char rows[32], by[256];
+	stats_line(out, "commands", rows, sizeof(rows), by, sizeof(by));
+	assert_true(rows[0] == '~' && strstr(by, " success ~"));
+	free(out);
 	/* data intact */
 	assert_int_equal(tl_int(c, "SELECT count(*) FROM lote.commands_archive WHERE (data->>'i')::int"
 	                           " BETWEEN 1 AND %d AND status = 'success' AND type LIKE 'Done%%'", total), total);
@@ -329,6 +369,64 @@ static void reprocess_archived(void **state)
 	free(db);
 }
 
+/* Right after archiving a handful of rows into fresh partitions (never
+ * analyzed), `lote stats` says exactly how many: a small archive is
+ * counted, not guessed from its pages (one page is not 40 rows). */
+static void stats_exact_when_small(void **state)
+{
+	char *db = tl_fresh_db("archive_stats", true);
+	PGconn *c = tl_connect(db);
+	char *out = NULL, rows[32], by[256];
+	(void)state;
+
+	finished_commands(c, 3, "success", "1 hour");
+	finished_commands(c, 2, "error", "1 hour");
+	finished_commands(c, 1, "cancelled", "1 hour");
+	tl_exec(c, "INSERT INTO lote.events (institution_id, entity_type, entity_id, type, status, attempt,"
+	           " started_at, finished_at)"
+	           " SELECT " NIL ", 'order', i::text, 'Placed', 'success', 1, now() - interval '1 hour',"
+	           " now() - interval '1 hour' FROM generate_series(1, 4) i");
+	assert_int_equal(tl_run_lote(db, &out, "archive", "--older-than", "0s", NULL), 0);
+	free(out);
+	assert_int_equal(tl_int(c, "SELECT count(*) FROM lote.commands_archive"), 6);
+	assert_int_equal(tl_int(c, "SELECT count(*) FROM lote.events_archive"), 4);
+
+	assert_int_equal(tl_run_lote(db, &out, "stats", "--json", NULL), 0);
+	json_t *j = json_loads(out, 0, NULL);
+	assert_non_null(j);
+	json_t *ka = json_object_get(json_object_get(j, "commands"), "archive");
+	json_t *ea = json_object_get(json_object_get(j, "events"), "archive");
+	json_t *ba = json_object_get(json_object_get(j, "batches"), "archive");
+	assert_int_equal(json_integer_value(json_object_get(ka, "rows_estimate")), 6);
+	assert_true(json_is_true(json_object_get(ka, "exact")));
+	json_t *ks = json_object_get(ka, "by_status");
+	assert_int_equal(json_integer_value(json_object_get(ks, "success")), 3);
+	assert_int_equal(json_integer_value(json_object_get(ks, "error")), 2);
+	assert_int_equal(json_integer_value(json_object_get(ks, "cancelled")), 1);
+	assert_int_equal(json_integer_value(json_object_get(ea, "rows_estimate")), 4);
+	assert_true(json_is_true(json_object_get(ea, "exact")));
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(ea, "by_status"), "success")), 4);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(ea, "by_status"), "error")), 0);
+	assert_int_equal(json_integer_value(json_object_get(ba, "rows_estimate")), 0);
+	assert_true(json_is_true(json_object_get(ba, "exact")));
+	json_decref(j);
+	free(out);
+
+	assert_int_equal(tl_run_lote(db, &out, "stats", NULL), 0);
+	stats_line(out, "commands", rows, sizeof(rows), by, sizeof(by));
+	assert_string_equal(rows, "6");
+	assert_non_null(strstr(by, " success 3"));
+	assert_non_null(strstr(by, " error 2"));
+	assert_non_null(strstr(by, " cancelled 1"));
+	assert_null(strchr(by, '~'));
+	stats_line(out, "events", rows, sizeof(rows), by, sizeof(by));
+	assert_string_equal(rows, "4");
+	assert_non_null(strstr(by, " success 4"));
+	free(out);
+	PQfinish(c);
+	free(db);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -336,6 +434,7 @@ int main(void)
 		cmocka_unit_test(batches_and_lineage),
 		cmocka_unit_test(partitions_and_retention),
 		cmocka_unit_test(reprocess_archived),
+		cmocka_unit_test(stats_exact_when_small),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

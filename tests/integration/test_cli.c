@@ -1,5 +1,6 @@
 /* The lote binary as a user meets it: help, version, exit statuses,
  * enqueue/emit from the shell and their errors, status. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -185,6 +186,98 @@ static void cancel_finished_batch_is_refused(void **state)
 	free(db);
 }
 
+/* A failed command or event that was reprocessed says so in ls: "replaced
+ * by N" (the dashboard's Errors page leaves them out); --json has the
+ * column as it is. */
+static void ls_marks_reprocessed_rows(void **state)
+{
+	char *db = tl_fresh_db("cli_replaced", true);
+	PGconn *c = tl_connect(db);
+	char *out = NULL, want[64];
+	(void)state;
+	long long old = tl_int(c, "SELECT lote.enqueue('SendEmail')");
+	long long other = tl_int(c, "SELECT lote.enqueue('SendEmail')");
+	tl_exec(c, "UPDATE lote.commands SET status = 'error', attempt = 1, finished_at = now(),"
+	           " error = 'smtp down'");
+	long long copy = tl_int(c, "SELECT lote.reprocess(%lld)", old);
+	tl_exec(c, "UPDATE lote.commands SET status = 'success', finished_at = now() WHERE id = %lld", copy);
+	assert_int_equal(tl_run_lote(db, &out, "commands", "ls", "--status", "error", NULL), 0);
+	snprintf(want, sizeof(want), "replaced by %lld", copy);
+	if (!strstr(out, want) || !strstr(out, "smtp down") || strstr(out, "replaced by 0"))
+		fail_msg("commands ls --status error:\n%s", out);
+	/* the one not reprocessed is plain */
+	char head[32];
+	snprintf(head, sizeof(head), "\n%lld ", other);
+	const char *line = strstr(out, head);
+	if (!line || memmem(line, strcspn(line + 1, "\n"), "replaced", 8))
+		fail_msg("commands ls --status error (command %lld):\n%s", other, out);
+	free(out);
+	assert_int_equal(tl_run_lote(db, &out, "commands", "ls", "--status", "error", "--json", NULL), 0);
+	json_t *j = json_loads(out, 0, NULL);
+	assert_non_null(j);
+	assert_int_equal(json_integer_value(json_object_get(json_array_get(j, 1), "replaced_by")), copy);
+	assert_true(json_is_null(json_object_get(json_array_get(j, 0), "replaced_by")));
+	json_decref(j);
+	free(out);
+
+	long long ev = tl_int(c, "SELECT lote.emit('00000000-0000-0000-0000-000000000000', 'Thing', '7', 'Created')");
+	tl_exec(c, "UPDATE lote.events SET status = 'error', finished_at = now(), error = 'boom'");
+	long long evcopy = tl_int(c, "SELECT lote.reprocess_event(%lld)", ev);
+	assert_int_equal(tl_run_lote(db, &out, "events", "ls", "--status", "error", NULL), 0);
+	snprintf(want, sizeof(want), "replaced by %lld", evcopy);
+	if (!strstr(out, want) || !strstr(out, "boom"))
+		fail_msg("events ls --status error:\n%s", out);
+	free(out);
+	PQfinish(c);
+	free(db);
+}
+
+/* Many workers that handle the same many types: the types once, the
+ * workers after, every line within 80 columns; --json as it was. */
+static void status_groups_identical_workers(void **state)
+{
+	char *db = tl_fresh_db("cli_status_workers", true);
+	PGconn *c = tl_connect(db);
+	char *out = NULL;
+	static const char types[] = "BuildReport,ChargeCard,ExportCsv,ImportCsv,IndexSearch,"
+	                            "NotifySlack,PurgeCache,RefundCard,RenderPdf,ResizeImage,"
+	                            "SendEmail,SendSms,SyncLedger";
+	(void)state;
+	tl_exec(c, "INSERT INTO lote.workers (host, pid, command_types, event_types)"
+	           " SELECT 'app1', 1000 + i, string_to_array('%s', ','), '{Created}'"
+	           " FROM generate_series(1, 8) i", types);
+	tl_exec(c, "INSERT INTO lote.workers (host, pid, command_types, queues)"
+	           " VALUES ('app2', 2001, '{SendEmail}', '{mail}')");
+	assert_int_equal(tl_run_lote(db, &out, "status", NULL), 0);
+	if (!strstr(out, "workers   9 live") || !strstr(out, "app1") || !strstr(out, "1008") ||
+	    !strstr(out, "app2") || !strstr(out, "2001") || !strstr(out, "mail"))
+		fail_msg("status:\n%s", out);
+	for (const char *l = out; *l; l += strcspn(l, "\n") + (l[strcspn(l, "\n")] != '\0'))
+		if (strcspn(l, "\n") > 80)
+			fail_msg("status: a line over 80 columns:\n%s", out);
+	/* every type of app1's workers once */
+	for (const char *t = types; *t; t += strcspn(t, ",") + (t[strcspn(t, ",")] != '\0')) {
+		char name[32];
+		snprintf(name, sizeof(name), "%.*s", (int)strcspn(t, ","), t);
+		const char *first = strstr(out, name);
+		if (!first || (strcmp(name, "SendEmail") != 0 && strstr(first + 1, name)))
+			fail_msg("status: %s not once:\n%s", name, out);
+	}
+	free(out);
+	assert_int_equal(tl_run_lote(db, &out, "status", "--json", NULL), 0);
+	json_t *j = json_loads(out, 0, NULL), *w;
+	assert_non_null(j);
+	assert_int_equal(json_array_size(json_object_get(j, "workers")), 9);
+	w = json_array_get(json_object_get(j, "workers"), 0);
+	assert_string_equal(json_string_value(json_object_get(w, "host")), "app1");
+	assert_int_equal(json_array_size(json_object_get(w, "command_types")), 13);
+	assert_non_null(json_object_get(w, "queues"));
+	json_decref(j);
+	free(out);
+	PQfinish(c);
+	free(db);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -194,6 +287,8 @@ int main(void)
 		cmocka_unit_test(status_reports_unhandled_types),
 		cmocka_unit_test(show_prints_durations_in_ms),
 		cmocka_unit_test(cancel_finished_batch_is_refused),
+		cmocka_unit_test(ls_marks_reprocessed_rows),
+		cmocka_unit_test(status_groups_identical_workers),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

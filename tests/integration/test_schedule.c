@@ -2,6 +2,7 @@
  * follow their policy, schedules added from SQL get their next run, bad
  * input is refused clearly. */
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -149,18 +150,30 @@ static void schedules_api_and_cli(void **state)
 	assert_int_equal(tl_run_lote(db, &out, "schedules", "add", "report", "0 6 * * mon", "Report",
 	                             "{\"to\": \"ops\"}", "--timezone", "Europe/Lisbon", "--missed", "skip", NULL), 0);
 	assert_non_null(strstr(out, "report: next run at"));
+	/* the time as ls prints it (ISO 8601, as every list) */
+	char next[64] = "";
+	sscanf(out, "report: next run at %63s", next);
 	free(out);
 	assert_string_equal(tl_value(c, "SELECT concat_ws('|', cron, timezone, command_type, data->>'to', missed,"
 	                                " to_char(next_run_at AT TIME ZONE timezone, 'Dy HH24:MI'))"
 	                                " FROM lote.schedules WHERE name = 'report'"),
 	                    "0 6 * * mon|Europe/Lisbon|Report|ops|skip|Mon 06:00");
+	/* lote.retention has the database's TimeZone of migrate time: the
+	 * same zone as the archive's UTC under another name is shown as UTC */
+	tl_exec(c, "UPDATE lote.schedules SET timezone = 'Etc/UTC' WHERE name = 'lote.retention'");
 	assert_int_equal(tl_run_lote(db, &out, "schedules", "ls", NULL), 0);
 	assert_non_null(strstr(out, "report"));
 	assert_non_null(strstr(out, "lote.archive"));
 	assert_non_null(strstr(out, "lote.retention"));
+	if (!strchr(next, 'T') || !strstr(out, next))
+		fail_msg("add said next run at \"%s\", ls:\n%s", next, out);
+	if (strstr(out, "Etc/UTC") || !strstr(out, "Europe/Lisbon"))
+		fail_msg("schedules ls time zones:\n%s", out);
 	free(out);
 	assert_int_equal(tl_run_lote(db, &out, "schedules", "ls", "--json", NULL), 0);
 	assert_non_null(strstr(out, "\"command_type\": \"Report\""));
+	/* --json keeps the stored name */
+	assert_non_null(strstr(out, "\"timezone\": \"Etc/UTC\""));
 	free(out);
 	assert_int_equal(tl_run_lote(db, &out, "schedules", "add", "x", "0 25 * * *", "T", NULL), 2);
 	assert_non_null(strstr(out, "hour 25 out of range 0-23"));
