@@ -21,11 +21,11 @@ static const char usage[] =
 	"    partitions, the Mondays of its oldest and newest week (UTC), and\n"
 	"    rows per status. Archive rows are counted exactly in the small\n"
 	"    partitions (up to 8 MB each, 32 MB in all, smallest first); a\n"
-	"    larger one is estimated from the catalog (its rows per page at the\n"
-	"    last (auto)analyze times its pages now), never a count(*). Text\n"
-	"    output marks a figure that includes an estimate with \"~\".\n"
-	"    lote.stats() in SQL is the same object with catalog estimates only\n"
-	"    and no \"exact\".\n"
+	"    larger one is estimated, never a count(*): the rows PostgreSQL\n"
+	"    counted as written to it, else its rows per page at the last\n"
+	"    (auto)analyze times its pages now. Text output marks a figure that\n"
+	"    includes an estimate with \"~\". lote.stats() in SQL is the same\n"
+	"    object with estimates only and no \"exact\".\n"
 	"\n"
 	"OPTIONS\n"
 	"    --json   {\"commands\": {\"hot\": {\"rows\": N, \"bytes\": N},\n"
@@ -58,20 +58,15 @@ static void human_bytes(long long b, char *buf, size_t len)
 #define EXACT_TOTAL_PAGES 4096
 
 /* Every archive leaf (a week's status partition): its heap pages now and
- * an estimate of its rows. The estimate scales the rows per page of the
- * last (auto)analyze to the pages now, as the planner does; a partition
- * never analyzed (reltuples -1, every partition made ahead until
- * autoanalyze reaches it) or analyzed while empty gets
- * lote.archive_partitions' guess from its size. */
+ * lote.archive_partitions' estimate of its rows (migration 019: the rows
+ * counted as written, else the last analyze's rows per page times the
+ * pages now, else a guess from the size). */
 static const char leaves_sql[] =
-	"SELECT p.archive, p.status, p.partition, pg_relation_size(c.oid)"
+	"SELECT p.archive, p.status, p.partition,"
+	"       pg_relation_size(to_regclass(format('lote.%I', p.partition)))"
 	"         / current_setting('block_size')::bigint AS pages,"
-	"       CASE WHEN c.relpages > 0 AND c.reltuples >= 0"
-	"            THEN round(c.reltuples::float8 / c.relpages * pg_relation_size(c.oid)"
-	"                       / current_setting('block_size')::bigint)"
-	"            ELSE pg_relation_size(c.oid) / 200 END::bigint AS estimate"
+	"       p.rows_estimate AS estimate"
 	" FROM lote.archive_partitions p"
-	" JOIN pg_class c ON c.oid = to_regclass(format('lote.%I', p.partition))"
 	" WHERE p.status IS NOT NULL"
 	" ORDER BY pages, p.partition";
 

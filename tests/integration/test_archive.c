@@ -391,6 +391,15 @@ static void stats_exact_when_small(void **state)
 	assert_int_equal(tl_int(c, "SELECT count(*) FROM lote.commands_archive"), 6);
 	assert_int_equal(tl_int(c, "SELECT count(*) FROM lote.events_archive"), 4);
 
+	/* in SQL too (migration 019): the written-rows counters, once the
+	 * archiving session has reported them as it ended */
+	assert_true(tl_wait(c, 5000, "SELECT (SELECT sum(rows_estimate) FROM lote.archive_partitions"
+	                             " WHERE archive = 'commands' AND status IS NOT NULL) = 6"));
+	assert_int_equal(tl_int(c, "SELECT rows_estimate FROM lote.archive_partitions"
+	                           " WHERE archive = 'commands' AND status = 'cancelled'"
+	                           " AND rows_estimate > 0"), 1);
+	assert_int_equal(tl_int(c, "SELECT (lote.stats()->'events'->'archive'->>'rows_estimate')::int"), 4);
+
 	assert_int_equal(tl_run_lote(db, &out, "stats", "--json", NULL), 0);
 	json_t *j = json_loads(out, 0, NULL);
 	assert_non_null(j);
