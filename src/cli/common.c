@@ -6,6 +6,7 @@
 
 #include "cli.h"
 #include "db.h"
+#include "jsontext.h"
 #include "pgembed.h"
 
 void cli_error(const char *cmd, const char *fmt, ...)
@@ -116,7 +117,7 @@ int cli_json_only(const char *cmd, int argc, char **argv, const char *usage, boo
 
 void cli_print_json(const json_t *v)
 {
-	char *s = json_dumps(v, JSON_INDENT(2));
+	char *s = lote__json_text(v, JSON_INDENT(2));
 	puts(s ? s : "null");
 	free(s);
 }

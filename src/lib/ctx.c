@@ -14,6 +14,7 @@
 #include "db.h"
 #include "engine_int.h"
 #include "error.h"
+#include "jsontext.h"
 
 void lote__ctx_reset(lote_ctx *ctx, struct lote__tx *tx)
 {
@@ -158,8 +159,8 @@ static int call_id(lote_ctx *ctx, const char *sql, const char *type, json_t *a,
 		                  ctx->failure ? ctx->failure : "no transaction");
 	if (!type)
 		return lote__fail(err, LOTE_EINVAL, "type is NULL");
-	a_text = a ? json_dumps(a, JSON_COMPACT | JSON_ENCODE_ANY) : (a_null ? strdup(a_null) : NULL);
-	b_text = b ? json_dumps(b, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+	a_text = a ? lote__json_text(a, JSON_COMPACT | JSON_ENCODE_ANY) : (a_null ? strdup(a_null) : NULL);
+	b_text = b ? lote__json_text(b, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
 	if ((a || a_null) && !a_text) {
 		rc = lote__fail(err, LOTE_ENOMEM, "cannot encode the JSON argument");
 		goto out;

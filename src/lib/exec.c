@@ -24,6 +24,7 @@
 #include "db.h"
 #include "error.h"
 #include "exec.h"
+#include "jsontext.h"
 
 extern char **environ;
 
@@ -768,7 +769,7 @@ static char *build_input(lote_ctx *ctx)
 		              "batch_id", id_or_null(lote_ctx_batch_id(ctx)));
 	if (!o)
 		return NULL;
-	text = json_dumps(o, JSON_COMPACT);
+	text = lote__json_text(o, JSON_COMPACT);
 	json_decref(o);
 	if (text) {
 		size_t n = strlen(text);
@@ -878,8 +879,8 @@ static int enqueue_elsewhere(lote_ctx *ctx, const char *type, json_t *data,
 
 	if (!conn)
 		return lote__fail(err, LOTE_ESTATE, "the handler has no transaction");
-	d = data ? json_dumps(data, JSON_COMPACT) : strdup("{}");
-	o = options ? json_dumps(options, JSON_COMPACT) : NULL;
+	d = data ? lote__json_text(data, JSON_COMPACT) : strdup("{}");
+	o = options ? lote__json_text(options, JSON_COMPACT) : NULL;
 	if (!d || (options && !o)) {
 		rc = lote__fail(err, LOTE_ENOMEM, "out of memory");
 		goto done;

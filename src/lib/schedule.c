@@ -14,6 +14,7 @@
 #include "cron.h"
 #include "db.h"
 #include "error.h"
+#include "jsontext.h"
 #include "log.h"
 #include "schedule.h"
 
@@ -358,8 +359,8 @@ int lote_schedule_add(PGconn *conn, const char *name, const char *cron,
                       const char *command_type, json_t *data, json_t *options,
                       lote_error *err)
 {
-	char *d = data ? json_dumps(data, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
-	char *o = options ? json_dumps(options, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+	char *d = data ? lote__json_text(data, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+	char *o = options ? lote__json_text(options, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
 	const char *params[5] = { name, cron, command_type, d ? d : "{}", o ? o : "{}" };
 	int rc;
 

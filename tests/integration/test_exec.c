@@ -170,7 +170,7 @@ static void command_success(void **state)
 
 	begin(t, "exec_success");
 	script = recording_script("success.sh", "exit 0", &in, &env);
-	id = enqueue(t, "T", "{\"a\":1,\"text\":\"caf\\u00e9\"}");
+	id = enqueue(t, "T", "{\"a\":1,\"text\":\"caf\\u00e9\",\"price\":0.1}");
 	if (asprintf(&flag, "T=%s", script) < 0)
 		fail_msg("out of memory");
 	t->pid = tl_spawn_lote(t->db, t->log, "run", "--exec", flag, "--workers", "1",
@@ -190,6 +190,11 @@ static void command_success(void **state)
 	assert_true(json_is_null(json_object_get(j, "original_id")));
 	assert_true(json_is_null(json_object_get(j, "batch_id")));
 	json_decref(j);
+	/* the payload's numbers reach the handler as stored */
+	seen = read_file(in);
+	assert_non_null(strstr(seen, "\"price\":0.1"));
+	assert_null(strstr(seen, "0.1000"));
+	free(seen);
 	seen = read_file(env);
 	snprintf(want, sizeof(want),
 	         "LOTE_ATTEMPT=1\nLOTE_COMMAND_ID=%lld\nLOTE_COMMAND_TYPE=T\n"
@@ -266,7 +271,8 @@ static void stdout_enqueues(void **state)
 	                   "{\"enqueue\":[\n"
 	                   "  {\"type\":\"Child\",\"data\":{\"n\":1}},\n"
 	                   "  {\"type\":\"Child\",\"data\":{\"n\":2},\"options\":{\"queue\":\"other\",\"max_attempts\":5}},\n"
-	                   "  {\"type\":\"Child\",\"data\":{\"n\":3},\"institution_id\":\"" SCHOOL "\"}\n"
+	                   "  {\"type\":\"Child\",\"data\":{\"n\":3},\"institution_id\":\"" SCHOOL "\"},\n"
+	                   "  {\"type\":\"Priced\",\"data\":{\"price\":0.1,\"rate\":19.99}}\n"
 	                   "]}\n"
 	                   "EOF");
 	if (asprintf(&flag, "Parent=%s", script) < 0)
@@ -284,7 +290,12 @@ static void stdout_enqueues(void **state)
 		free(badflag);
 	}
 	/* The children exist, linked to their parent, with their options. */
-	assert_int_equal(tl_int(t->conn, "SELECT count(*) FROM lote.commands WHERE parent_id = %lld", id), 3);
+	assert_int_equal(tl_int(t->conn, "SELECT count(*) FROM lote.commands WHERE parent_id = %lld", id), 4);
+	/* its numbers as written (jansson's 17 digits would store
+	 * 0.10000000000000001) */
+	assert_string_equal(tl_value(t->conn, "SELECT data::text FROM lote.commands"
+	                                      " WHERE parent_id = %lld AND type = 'Priced'", id),
+	                    "{\"rate\": 19.99, \"price\": 0.1}");
 	assert_int_equal(tl_int(t->conn,
 	        "SELECT count(*) FROM lote.commands WHERE parent_id = %lld AND type = 'Child' "
 	        "AND status = 'pending' AND event_id IS NULL", id), 3);

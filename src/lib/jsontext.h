@@ -1,0 +1,17 @@
+/* jsontext.h - the JSON text of a jansson value, with each real number
+ * written as short as still reads back to the same double: a payload's
+ * 0.1 stays 0.1 on its way through lote (jansson's default of 17
+ * significant digits writes 0.10000000000000001, which jsonb then keeps
+ * as a different decimal). */
+#ifndef LOTE_JSONTEXT_H
+#define LOTE_JSONTEXT_H
+
+#include <jansson.h>
+
+/* As json_dumps(v, flags) (flags without a JSON_REAL_PRECISION): a
+ * malloc'd string the caller frees, or NULL when out of memory. The
+ * precision is the fewest digits, 15 to 17, that give back every real of
+ * v. */
+char *lote__json_text(const json_t *v, size_t flags);
+
+#endif
