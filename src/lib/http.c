@@ -23,6 +23,7 @@
 #include "db.h"
 #include "error.h"
 #include "http.h"
+#include "jsontext.h"
 #include "log.h"
 
 /* ---------------------------------------------------------------------
@@ -197,7 +198,7 @@ static enum MHD_Result send_raw(struct MHD_Connection *c, unsigned status, const
 /* Sends v (reference taken) as JSON. */
 static enum MHD_Result send_json(struct MHD_Connection *c, unsigned status, json_t *v)
 {
-	char *s = json_dumps(v, JSON_COMPACT | JSON_REAL_PRECISION(12));
+	char *s = lote__json_text(v, JSON_COMPACT);
 	enum MHD_Result ok;
 
 	json_decref(v);
@@ -400,7 +401,7 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *out, size_t max)
 			if (asprintf(&s->buf, ": %s\n\n", "summary unavailable") < 0)
 				return MHD_CONTENT_READER_END_WITH_ERROR;
 		} else {
-			j = json_dumps(sum, JSON_COMPACT | JSON_REAL_PRECISION(12));
+			j = lote__json_text(sum, JSON_COMPACT);
 			json_decref(sum);
 			if (!j || asprintf(&s->buf, "id: %u\nevent: summary\ndata: %s\n\n", ++s->seq, j) < 0) {
 				free(j);

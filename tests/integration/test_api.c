@@ -363,6 +363,17 @@ static void details_and_tenants(void **state)
 	                                                    "next_command_id")), 2);
 	assert_int_equal(json_integer_value(json_object_get(json_object_get(j, "lineage"), "batch_id")), 1);
 	json_decref(j);
+	/* a payload's numbers come back as stored, every digit */
+	long long priced = tl_int(w.conn, "SELECT lote.enqueue('Priced',"
+	                                  " '{\"amount\": 1234567890.12345, \"price\": 0.1}', '" INST_A "')");
+	char path[64];
+	snprintf(path, sizeof(path), "/api/v1/commands/%lld", priced);
+	j = get_json(&w, w.admin, path, 200);
+	json_t *data = json_object_get(json_object_get(j, "command"), "data");
+	assert_true(json_real_value(json_object_get(data, "amount")) == 1234567890.12345);
+	assert_true(json_real_value(json_object_get(data, "price")) == 0.1);
+	json_decref(j);
+	tl_exec(w.conn, "DELETE FROM lote.commands WHERE id = %lld", priced);
 	j = get_json(&w, w.admin, "/api/v1/batches/1", 200);
 	assert_int_equal(json_integer_value(json_object_get(json_object_get(j, "progress"), "error")), 1);
 	assert_int_equal(json_integer_value(json_object_get(json_object_get(j, "next"), "id")), 2);
