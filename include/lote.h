@@ -268,8 +268,13 @@ int lote_ctx_fail(lote_ctx *ctx, const char *fmt, ...) LOTE_PRINTF(2, 3);
  * attempts remain (bad input that no retry will fix). */
 int lote_ctx_fail_permanent(lote_ctx *ctx, const char *fmt, ...) LOTE_PRINTF(2, 3);
 
+/* The longest delay lote_ctx_retry_in takes: one year (a longer one is
+ * cut to it). */
+#define LOTE_RETRY_IN_MAX_MS INT64_C(31536000000)
+
 /* Like lote_ctx_fail, but the next attempt (if any remain) runs after
- * delay_ms instead of the policy's back-off (a rate limit said when). */
+ * delay_ms instead of the policy's back-off (a rate limit said when);
+ * negative is 0, more than LOTE_RETRY_IN_MAX_MS is cut to it. */
 int lote_ctx_retry_in(lote_ctx *ctx, int64_t delay_ms, const char *fmt, ...)
 	LOTE_PRINTF(3, 4);
 

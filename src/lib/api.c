@@ -729,8 +729,8 @@ int lote__api_get(PGconn *conn, lote__api_kind kind, int64_t id, const lote__api
 	}
 	if (rc < 0) {
 		if (rc == LOTE_ENOTFOUND)
-			lote__fail(err, rc, "no %.*s %lld", (int)strlen(kind_names[kind]) - 1,
-			           kind_names[kind], (long long)id);
+			lote__fail(err, rc, "no %s %lld", kind == LOTE_API_BATCHES ? "batch"
+			           : kind == LOTE_API_EVENTS ? "event" : "command", (long long)id);
 		return rc;
 	}
 	if (kind == LOTE_API_COMMANDS) {

@@ -103,7 +103,9 @@ int lote_ctx_retry_in(lote_ctx *ctx, int64_t delay_ms, const char *fmt, ...)
 	va_start(ap, fmt);
 	rc = vfail(ctx, fmt, ap);
 	va_end(ap);
-	ctx->retry_ms = delay_ms < 0 ? 0 : delay_ms;
+	/* the completion adds it to now(): past PostgreSQL's interval range
+	 * that failed and left the row claimed for good */
+	ctx->retry_ms = delay_ms < 0 ? 0 : delay_ms > LOTE_RETRY_IN_MAX_MS ? LOTE_RETRY_IN_MAX_MS : delay_ms;
 	return rc;
 }
 

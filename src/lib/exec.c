@@ -933,14 +933,22 @@ static int fail_as_told(lote_ctx *ctx, const lote__exec_result *r, const char *m
 	json_t *root = r->out_len ? json_loadb(r->out, r->out_len, 0, NULL) : NULL;
 	json_t *permanent = json_object_get(root, "permanent");
 	json_t *retry = json_object_get(root, "retry_in_ms");
+	/* a directive that cannot be followed is said, not silently dropped */
+	const char *note = "";
 	int rc;
 
+	if (permanent && !json_is_boolean(permanent))
+		note = " (stdout ignored: \"permanent\" must be true or false)";
+	else if (retry && !(json_is_integer(retry) && json_integer_value(retry) >= 0))
+		note = " (stdout ignored: \"retry_in_ms\" must be a whole number of milliseconds, 0 or more)";
+	else if (json_is_integer(retry) && json_integer_value(retry) > LOTE_RETRY_IN_MAX_MS)
+		note = " (retry_in_ms cut to one year)";
 	if (json_is_true(permanent))
-		rc = lote_ctx_fail_permanent(ctx, "%s", msg);
+		rc = lote_ctx_fail_permanent(ctx, "%s%s", msg, note);
 	else if (json_is_integer(retry) && json_integer_value(retry) >= 0)
-		rc = lote_ctx_retry_in(ctx, json_integer_value(retry), "%s", msg);
+		rc = lote_ctx_retry_in(ctx, json_integer_value(retry), "%s%s", msg, note);
 	else
-		rc = lote_ctx_fail(ctx, "%s", msg);
+		rc = lote_ctx_fail(ctx, "%s%s", msg, note);
 	json_decref(root);
 	return rc;
 }

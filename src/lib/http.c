@@ -195,23 +195,77 @@ static enum MHD_Result send_raw(struct MHD_Connection *c, unsigned status, const
 	return ok;
 }
 
-/* Sends v (reference taken) as JSON. */
+/* Sends v (reference taken) as JSON; NULL (it could not be built: out of
+ * memory) sends a fixed 500. */
 static enum MHD_Result send_json(struct MHD_Connection *c, unsigned status, json_t *v)
 {
+	static const char oom[] = "{\"error\":\"the answer could not be built (out of memory)\"}";
 	char *s = lote__json_text(v, JSON_COMPACT);
 	enum MHD_Result ok;
 
 	json_decref(v);
 	if (!s)
-		return MHD_NO;
+		return send_raw(c, 500, "application/json", oom, sizeof(oom) - 1, false, false);
 	ok = send_raw(c, status, "application/json", s, strlen(s), true, false);
 	free(s);
 	return ok;
 }
 
+/* The length of the valid UTF-8 sequence at s (n bytes left), or 0. */
+static size_t utf8_char(const unsigned char *s, size_t n)
+{
+	size_t len;
+	unsigned min;
+	unsigned cp;
+
+	if (s[0] < 0x80)
+		return 1;
+	if ((s[0] & 0xE0) == 0xC0)
+		len = 2, min = 0x80, cp = s[0] & 0x1F;
+	else if ((s[0] & 0xF0) == 0xE0)
+		len = 3, min = 0x800, cp = s[0] & 0x0F;
+	else if ((s[0] & 0xF8) == 0xF0)
+		len = 4, min = 0x10000, cp = s[0] & 0x07;
+	else
+		return 0;
+	if (len > n)
+		return 0;
+	for (size_t i = 1; i < len; i++) {
+		if ((s[i] & 0xC0) != 0x80)
+			return 0;
+		cp = cp << 6 | (s[i] & 0x3F);
+	}
+	/* no overlong forms, surrogates or code points past U+10FFFF */
+	return cp < min || (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF ? 0 : len;
+}
+
+/* Sends {"error": msg}. msg may quote what the client sent, cut anywhere:
+ * a byte that is not UTF-8 becomes U+FFFD, so the answer is still JSON. */
 static enum MHD_Result send_error(struct MHD_Connection *c, unsigned status, const char *msg)
 {
-	return send_json(c, status, json_pack("{ss}", "error", msg));
+	const unsigned char *m = (const unsigned char *)msg;
+	size_t n = strlen(msg), o = 0;
+	char *clean = malloc(3 * n + 1);
+	json_t *v;
+
+	if (!clean)
+		return send_json(c, status, NULL);
+	for (size_t i = 0; i < n;) {
+		size_t len = utf8_char(m + i, n - i);
+		if (len == 0) {
+			memcpy(clean + o, "\xEF\xBF\xBD", 3);
+			o += 3;
+			i++;
+		} else {
+			memcpy(clean + o, m + i, len);
+			o += len;
+			i += len;
+		}
+	}
+	clean[o] = '\0';
+	v = json_pack("{ss}", "error", clean);
+	free(clean);
+	return send_json(c, status, v);
 }
 
 /* The HTTP status for a library error. */
@@ -483,15 +537,26 @@ static enum MHD_Result route_api(struct MHD_Connection *c, struct server *srv, P
 		if (!post)
 			return send_error(c, 405, "use POST");
 		json_error_t je;
-		json_t *body = rq->len ? json_loadb(rq->body, rq->len, 0, &je) : json_object();
+		json_t *body = rq->len ? json_loadb(rq->body, rq->len, JSON_REJECT_DUPLICATES, &je)
+		                       : json_object();
 		static const char *const skip[] = { "dry_run", NULL };
 		lote__api_filter f;
-		if (!body)
-			return send_error(c, 400, "malformed JSON body");
+		if (!body) {
+			char msg[256];
+			snprintf(msg, sizeof(msg), "malformed JSON body: %s", je.text);
+			return send_error(c, 400, msg);
+		}
 		json_t *dry = json_object_get(body, "dry_run");
 		if (dry && !json_is_boolean(dry)) {
 			json_decref(body);
 			return send_error(c, 422, "dry_run: must be true or false");
+		}
+		/* no filter would reprocess up to 10000 failed commands at once:
+		 * that takes a filter said on purpose (as the CLI asks) */
+		if (json_is_object(body) && json_object_size(body) == (dry ? 1u : 0u) && !json_is_true(dry)) {
+			json_decref(body);
+			return send_error(c, 422, "give at least one filter, e.g. {\"status\": \"error\"}"
+			                          " for every failed command, or \"dry_run\": true");
 		}
 		lote__api_filter_init(&f);
 		rc = lote__api_filter_from_json(&f, LOTE_API_COMMANDS, body, skip, &err);

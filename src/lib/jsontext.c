@@ -48,5 +48,6 @@ static int most_digits(const json_t *v)
 
 char *lote__json_text(const json_t *v, size_t flags)
 {
-	return json_dumps(v, flags | JSON_REAL_PRECISION(most_digits(v)));
+	/* as json_dumps: no value, no text */
+	return v ? json_dumps(v, flags | JSON_REAL_PRECISION(most_digits(v))) : NULL;
 }

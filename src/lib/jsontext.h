@@ -9,7 +9,8 @@
 #include <jansson.h>
 
 /* As json_dumps(v, flags) (flags without a JSON_REAL_PRECISION): a
- * malloc'd string the caller frees, or NULL when out of memory. The
+ * malloc'd string the caller frees, or NULL when out of memory or v is
+ * NULL. The
  * precision is the fewest digits, 15 to 17, that give back every real of
  * v. */
 char *lote__json_text(const json_t *v, size_t flags);

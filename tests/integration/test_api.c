@@ -343,6 +343,31 @@ static void lists_filters_and_pages(void **state)
 	stop(&w);
 }
 
+/* What the client sent is quoted in errors: bytes that are not UTF-8, or
+ * a character cut by a length limit, still give a JSON error, and the
+ * server goes on (it used to crash on both). */
+static void errors_quote_bad_bytes(void **state)
+{
+	struct web w;
+	json_t *j;
+	char path[256] = "/api/v1/commands?a";
+	(void)state;
+	start(&w, "api_bytes");
+	j = get_json(&w, w.viewer, "/api/v1/commands?type=%FF", 422);
+	assert_non_null(strstr(json_string_value(json_object_get(j, "error")), "\xEF\xBF\xBD"));
+	json_decref(j);
+	for (int i = 0; i < 30; i++)
+		strcat(path, "%C3%A9");
+	strcat(path, "=1");
+	json_decref(get_json(&w, w.viewer, path, 422));
+	json_decref(get_json(&w, w.viewer, "/api/v1/commands", 200));
+	/* the kind of a missing row, in the singular */
+	j = get_json(&w, w.viewer, "/api/v1/batches/999", 404);
+	assert_string_equal(json_string_value(json_object_get(j, "error")), "no batch 999");
+	json_decref(j);
+	stop(&w);
+}
+
 static void details_and_tenants(void **state)
 {
 	struct web w;
@@ -449,6 +474,19 @@ static void actions_and_audit(void **state)
 	json_decref(j);
 	j = post_json(&w, w.admin, "/api/v1/commands/reprocess", "{\"dry_run\": \"yes\"}", 422);
 	json_decref(j);
+	/* no filter (an empty body, {} or only "dry_run": false) changes
+	 * nothing: it would reprocess every failed command */
+	long long copies = tl_int(w.conn, "SELECT count(*) FROM lote.commands WHERE original_id IS NOT NULL");
+	assert_int_equal(req(&w, "POST", "/api/v1/commands/reprocess", w.admin, NULL, NULL, &body), 422);
+	assert_non_null(strstr(body, "at least one filter"));
+	free(body);
+	json_decref(post_json(&w, w.admin, "/api/v1/commands/reprocess", "{}", 422));
+	json_decref(post_json(&w, w.admin, "/api/v1/commands/reprocess", "{\"dry_run\": false}", 422));
+	json_decref(post_json(&w, w.admin, "/api/v1/commands/reprocess", "{\"dry_run\": true}", 200));
+	/* a key given twice is refused, not settled by the last one */
+	json_decref(post_json(&w, w.admin, "/api/v1/commands/reprocess",
+	                      "{\"status\": \"error\", \"status\": \"success\"}", 400));
+	assert_int_equal(tl_int(w.conn, "SELECT count(*) FROM lote.commands WHERE original_id IS NOT NULL"), copies);
 	/* malformed JSON, oversize body, cross-site, not JSON */
 	assert_int_equal(req(&w, "POST", "/api/v1/commands/reprocess", w.admin, "{\"status\":", NULL, &body), 400);
 	free(body);
@@ -734,6 +772,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_teardown(auth_and_roles, teardown),
 		cmocka_unit_test_teardown(lists_filters_and_pages, teardown),
+		cmocka_unit_test_teardown(errors_quote_bad_bytes, teardown),
 		cmocka_unit_test_teardown(details_and_tenants, teardown),
 		cmocka_unit_test_teardown(actions_and_audit, teardown),
 		cmocka_unit_test_teardown(static_files_sse_and_ports, teardown),

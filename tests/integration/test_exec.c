@@ -218,7 +218,7 @@ static void command_failure(void **state)
 	struct t *t = *state;
 	char *script, *flag = NULL;
 	const char *error;
-	long long id, quiet;
+	long long id, quiet, later, odd;
 
 	begin(t, "exec_failure");
 	script = tl_script("fail.sh",
@@ -230,16 +230,32 @@ static void command_failure(void **state)
 		fail_msg("out of memory");
 	id = enqueue(t, "Loud", "{}");
 	quiet = enqueue(t, "Quiet", "{}");
+	later = tl_int(t->conn, "SELECT lote.enqueue('Later', '{}', NULL, '{\"max_attempts\": 2}')");
+	odd = enqueue(t, "Odd", "{}");
 	t->pid = tl_spawn_lote(t->db, t->log, "run", "--exec", flag, "--exec", "Quiet=exit 4",
+	                      "--exec", "Later=echo '{\"retry_in_ms\": 9223372036854775807}'; exit 1",
+	                      "--exec", "Odd=echo '{\"retry_in_ms\": -5}'; exit 1",
 	                      "--workers", "1", NULL);
 	wait_command(t, id, "error");
 	wait_command(t, quiet, "error");
+	wait_command(t, odd, "error");
 	error = tl_value(t->conn, "SELECT error FROM lote.commands WHERE id = %lld", id);
 	assert_non_null(error);
 	assert_string_equal(error, "exit status 3: connecting to smtp\nsmtp: connection refused");
 	error = tl_value(t->conn, "SELECT error FROM lote.commands WHERE id = %lld", quiet);
 	assert_non_null(error);
 	assert_string_equal(error, "exit status 4");
+	/* a delay past PostgreSQL's range is cut to a year (it used to fail
+	 * the completion and leave the row processing for good); a directive
+	 * that cannot be followed is said */
+	assert_true(tl_wait(t->conn, WAIT_MS, "SELECT status = 'pending' AND run_at > now() + interval '364 days'"
+	                                      " AND run_at < now() + interval '366 days'"
+	                                      " AND error LIKE '%%(retry_in_ms cut to one year)'"
+	                                      " FROM lote.commands WHERE id = %lld", later));
+	error = tl_value(t->conn, "SELECT error FROM lote.commands WHERE id = %lld", odd);
+	assert_non_null(error);
+	assert_string_equal(error, "exit status 1 (stdout ignored: \"retry_in_ms\" must be a whole number"
+	                           " of milliseconds, 0 or more)");
 	end(t);
 	/* the daemon's log keeps every line of the error, on one line */
 	char *log = read_file(t->log);
