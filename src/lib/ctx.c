@@ -15,6 +15,7 @@
 #include "engine_int.h"
 #include "error.h"
 #include "jsontext.h"
+#include "utf8.h"
 
 void lote__ctx_reset(lote_ctx *ctx, struct lote__tx *tx)
 {
@@ -67,6 +68,9 @@ static int vfail(lote_ctx *ctx, const char *fmt, va_list ap)
 
 	if (vasprintf(&msg, fmt, ap) < 0)
 		msg = NULL;
+	/* a message may quote any bytes; the outcome is JSON and a text column */
+	if (msg)
+		lote__utf8_sanitize(msg, strlen(msg));
 	free(ctx->failure);
 	ctx->failure = msg ? msg : strdup("handler failed (and out of memory)");
 	return LOTE_EHANDLER;

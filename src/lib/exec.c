@@ -25,6 +25,7 @@
 #include "error.h"
 #include "exec.h"
 #include "jsontext.h"
+#include "utf8.h"
 
 extern char **environ;
 
@@ -75,52 +76,6 @@ void lote__exec_free(void *exec)
  * Text helpers
  */
 
-/* Length of the valid UTF-8 sequence at s (at most n bytes), or 0. */
-static size_t utf8_seq(const unsigned char *s, size_t n)
-{
-	size_t need;
-	unsigned char lo = 0x80, hi = 0xBF;
-
-	if (s[0] >= 0x01 && s[0] <= 0x7F)
-		return 1;
-	if (s[0] >= 0xC2 && s[0] <= 0xDF)
-		need = 2;
-	else if (s[0] >= 0xE0 && s[0] <= 0xEF) {
-		need = 3;
-		if (s[0] == 0xE0)
-			lo = 0xA0; /* overlong */
-		if (s[0] == 0xED)
-			hi = 0x9F; /* surrogates */
-	} else if (s[0] >= 0xF0 && s[0] <= 0xF4) {
-		need = 4;
-		if (s[0] == 0xF0)
-			lo = 0x90;
-		if (s[0] == 0xF4)
-			hi = 0x8F; /* past U+10FFFF */
-	} else
-		return 0;
-	if (n < need || s[1] < lo || s[1] > hi)
-		return 0;
-	for (size_t i = 2; i < need; i++)
-		if (s[i] < 0x80 || s[i] > 0xBF)
-			return 0;
-	return need;
-}
-
-void lote__exec_sanitize(char *s, size_t len)
-{
-	unsigned char *p = (unsigned char *)s;
-
-	for (size_t i = 0; i < len;) {
-		size_t n = utf8_seq(p + i, len - i);
-		if (n == 0) {
-			p[i++] = '?';
-			continue;
-		}
-		i += n;
-	}
-}
-
 /* A one-line excerpt of program output for error messages, in buf. */
 static void excerpt(const char *out, size_t len, char *buf, size_t size)
 {
@@ -143,7 +98,7 @@ static void excerpt(const char *out, size_t len, char *buf, size_t size)
 	for (size_t i = 0; i < n; i++)
 		if ((unsigned char)buf[i] < 0x20 || buf[i] == 0x7F)
 			buf[i] = ' ';
-	lote__exec_sanitize(buf, n);
+	lote__utf8_sanitize(buf, n);
 	if (n < len)
 		memcpy(buf + n, "...", 4);
 	else
@@ -594,7 +549,7 @@ static void finish_tail(struct io *io, lote__exec_result *r)
 		s++;
 		n--;
 	}
-	lote__exec_sanitize(s, n);
+	lote__utf8_sanitize(s, n);
 	s = trim(s, &n);
 	memmove(r->tail, s, n + 1);
 	r->tail_len = n;
@@ -979,7 +934,7 @@ int lote__exec_handler(lote_ctx *ctx, void *udata)
 		goto done;
 	}
 	if (lote__exec_parse_output(r.out, r.out_len, &items, &batch, &err) < 0) {
-		lote__exec_sanitize(err.message, strlen(err.message));
+		lote__utf8_sanitize(err.message, strlen(err.message));
 		rc = lote_ctx_fail(ctx, "%s", err.message);
 		goto done;
 	}

@@ -80,8 +80,4 @@ LOTE_MUSTCHECK int lote__exec_parse_output(const char *out, size_t len,
                                            json_t **ret_batch,
                                            lote_error *err);
 
-/* Replaces what is not valid UTF-8 (and NUL bytes) in s[0..len) by '?', in
- * place, so program output can go into a text column. */
-void lote__exec_sanitize(char *s, size_t len);
-
 #endif

@@ -25,6 +25,7 @@
 #include "http.h"
 #include "jsontext.h"
 #include "log.h"
+#include "utf8.h"
 
 /* ---------------------------------------------------------------------
  * Listening socket
@@ -211,58 +212,16 @@ static enum MHD_Result send_json(struct MHD_Connection *c, unsigned status, json
 	return ok;
 }
 
-/* The length of the valid UTF-8 sequence at s (n bytes left), or 0. */
-static size_t utf8_char(const unsigned char *s, size_t n)
-{
-	size_t len;
-	unsigned min;
-	unsigned cp;
-
-	if (s[0] < 0x80)
-		return 1;
-	if ((s[0] & 0xE0) == 0xC0)
-		len = 2, min = 0x80, cp = s[0] & 0x1F;
-	else if ((s[0] & 0xF0) == 0xE0)
-		len = 3, min = 0x800, cp = s[0] & 0x0F;
-	else if ((s[0] & 0xF8) == 0xF0)
-		len = 4, min = 0x10000, cp = s[0] & 0x07;
-	else
-		return 0;
-	if (len > n)
-		return 0;
-	for (size_t i = 1; i < len; i++) {
-		if ((s[i] & 0xC0) != 0x80)
-			return 0;
-		cp = cp << 6 | (s[i] & 0x3F);
-	}
-	/* no overlong forms, surrogates or code points past U+10FFFF */
-	return cp < min || (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF ? 0 : len;
-}
-
 /* Sends {"error": msg}. msg may quote what the client sent, cut anywhere:
- * a byte that is not UTF-8 becomes U+FFFD, so the answer is still JSON. */
+ * what is not UTF-8 becomes '?', so the answer is still JSON. */
 static enum MHD_Result send_error(struct MHD_Connection *c, unsigned status, const char *msg)
 {
-	const unsigned char *m = (const unsigned char *)msg;
-	size_t n = strlen(msg), o = 0;
-	char *clean = malloc(3 * n + 1);
+	char *clean = strdup(msg);
 	json_t *v;
 
 	if (!clean)
 		return send_json(c, status, NULL);
-	for (size_t i = 0; i < n;) {
-		size_t len = utf8_char(m + i, n - i);
-		if (len == 0) {
-			memcpy(clean + o, "\xEF\xBF\xBD", 3);
-			o += 3;
-			i++;
-		} else {
-			memcpy(clean + o, m + i, len);
-			o += len;
-			i += len;
-		}
-	}
-	clean[o] = '\0';
+	lote__utf8_sanitize(clean, strlen(clean));
 	v = json_pack("{ss}", "error", clean);
 	free(clean);
 	return send_json(c, status, v);

@@ -542,6 +542,33 @@ static void committed(struct worker *w, lote_kind kind, int n)
 		w->e->opts.on_committed(kind, n, w->e->opts.on_committed_udata);
 }
 
+/* A row whose completion the database refused (its outcome could not be
+ * written): the rollback took its writes; the refusal becomes the
+ * attempt's outcome, so the row is retried by its policy or ends in error
+ * instead of staying claimed. */
+static void complete_as_failed(struct worker *w, lote_kind kind, struct row *r, const char *why)
+{
+	lote_error err = { 0 };
+	char *msg = NULL;
+	int count = 0;
+
+	if (asprintf(&msg, "completion failed: %s", why) < 0)
+		return;
+	free(r->error);
+	r->error = msg;
+	r->ok = false;
+	r->ctx.retry_ms = -1;
+	if (lote__db_exec(w->conn, "BEGIN", &err) < 0 || complete(w, kind, r, 1, &count, &err) < 0 ||
+	    lote__db_exec(w->conn, "COMMIT", &err) < 0) {
+		log_error("%s %lld: its failed completion could not be written either: %s",
+		          kind == LOTE_COMMAND ? "command" : "event", (long long)r->ctx.id, err.message);
+		lote__db_try(w->conn, "ROLLBACK");
+		return;
+	}
+	committed(w, kind, count);
+	batch_check(w, r, 1);
+}
+
 /* Fallback: each row in its own transaction, its row locked and checked
  * first so a row that is no longer ours is skipped. */
 static int run_alone(struct worker *w, lote_kind kind, struct row *rows, int n)
@@ -604,6 +631,8 @@ fail:
 		w->tx.open = false;
 		if (PQstatus(w->conn) != CONNECTION_OK)
 			return LOTE_ECONN;
+		if (r->ran)
+			complete_as_failed(w, kind, r, err.message);
 	}
 	if (released > 0) {
 		/* Rows given back on shutdown: only they are in the outcomes now. */

@@ -354,7 +354,7 @@ static void errors_quote_bad_bytes(void **state)
 	(void)state;
 	start(&w, "api_bytes");
 	j = get_json(&w, w.viewer, "/api/v1/commands?type=%FF", 422);
-	assert_non_null(strstr(json_string_value(json_object_get(j, "error")), "\xEF\xBF\xBD"));
+	assert_non_null(strstr(json_string_value(json_object_get(j, "error")), "?"));
 	json_decref(j);
 	for (int i = 0; i < 30; i++)
 		strcat(path, "%C3%A9");

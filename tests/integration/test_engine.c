@@ -72,6 +72,13 @@ static int h_fan(lote_ctx *ctx, void *udata)
 	return rc < 0 ? lote_ctx_fail(ctx, "%s", err.message) : 0;
 }
 
+/* Fails with a message that is not UTF-8 (a handler may quote any bytes). */
+static int h_bad_bytes(lote_ctx *ctx, void *udata)
+{
+	(void)udata;
+	return lote_ctx_fail(ctx, "cannot parse \"%s\"", "caf\xe9");
+}
+
 static int h_fail(lote_ctx *ctx, void *udata)
 {
 	(void)udata;
@@ -149,6 +156,7 @@ static void register_all(lote_engine *e)
 	tl_on_command(e, "Crash", h_crash, NULL, 0);
 	tl_on_command(e, "Segv", h_segv, NULL, 0);
 	tl_on_command(e, "Hang", h_hang, NULL, 500);
+	tl_on_command(e, "BadBytes", h_bad_bytes, NULL, 0);
 	tl_on_event(e, "Created", h_fan, "first");
 	tl_on_event(e, "Created", h_fan, "second");
 	tl_on_event(e, "Broken", h_fan, "first");
@@ -189,6 +197,49 @@ static void command_runs_and_succeeds(void **state)
 	                      " AND duration IS NOT NULL AND error IS NULL"
 	                      " AND lease_until IS NULL)::int FROM lote.commands WHERE id = %lld", id));
 	assert_int_equal(tl_stop(e, SIGTERM, 15000), 0);
+	PQfinish(c);
+}
+
+/* A failure message that is not UTF-8 is recorded with '?' in place of
+ * the bad bytes: the row ends in error beside its group-mates, never
+ * stays claimed because its outcome could not be written. */
+static void failure_message_of_any_bytes(void **state)
+{
+	struct engine_cfg cfg = { .workers = 1 };
+	PGconn *c = fresh("engine_bytes");
+	(void)state;
+	long long bad = tl_int(c, "SELECT lote.enqueue('BadBytes', '{}', NULL, '{\"max_attempts\": 1}')");
+	long long good = tl_int(c, "SELECT lote.enqueue('Record')");
+	pid_t e = start_engine(&cfg);
+	assert_true(tl_wait(c, 10000, "SELECT status = 'error' FROM lote.commands WHERE id = %lld", bad));
+	assert_string_equal(tl_value(c, "SELECT error FROM lote.commands WHERE id = %lld", bad),
+	                    "cannot parse \"caf?\"");
+	assert_true(tl_wait(c, 10000, "SELECT status = 'success' FROM lote.commands WHERE id = %lld", good));
+	assert_int_equal(tl_stop(e, SIGTERM, 15000), 0);
+	PQfinish(c);
+}
+
+/* A completion the database refuses (here a trigger of the application's)
+ * becomes the attempt's failure: the row ends in error with the refusal
+ * as its message instead of staying claimed. */
+static void refused_completion_fails_the_row(void **state)
+{
+	struct engine_cfg cfg = { .workers = 1 };
+	PGconn *c = fresh("engine_refused");
+	(void)state;
+	tl_exec(c, "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$"
+	           " BEGIN RAISE EXCEPTION 'success refused for %%', NEW.id; END $$");
+	tl_exec(c, "CREATE TRIGGER refuse BEFORE UPDATE ON lote.commands FOR EACH ROW"
+	           " WHEN (NEW.status = 'success' AND NEW.data->>'refuse' = 'yes') EXECUTE FUNCTION refuse()");
+	long long bad = tl_int(c, "SELECT lote.enqueue('Record', '{\"refuse\": \"yes\"}', NULL, '{\"max_attempts\": 1}')");
+	long long good = tl_int(c, "SELECT lote.enqueue('Record')");
+	pid_t e = start_engine(&cfg);
+	assert_true(tl_wait(c, 10000, "SELECT status = 'error' FROM lote.commands WHERE id = %lld", bad));
+	assert_non_null(strstr(tl_value(c, "SELECT error FROM lote.commands WHERE id = %lld", bad),
+	                       "completion failed"));
+	assert_true(tl_wait(c, 10000, "SELECT status = 'success' FROM lote.commands WHERE id = %lld", good));
+	assert_int_equal(tl_stop(e, SIGTERM, 15000), 0);
+	tl_exec(c, "DROP TRIGGER refuse ON lote.commands");
 	PQfinish(c);
 }
 
@@ -838,6 +889,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(command_runs_and_succeeds),
 		cmocka_unit_test(failing_handler_leaves_no_writes),
+		cmocka_unit_test(failure_message_of_any_bytes),
+		cmocka_unit_test(refused_completion_fails_the_row),
 		cmocka_unit_test(row_moved_since_the_claim_completes_once),
 		cmocka_unit_test(failed_sql_wins_over_claimed_success),
 		cmocka_unit_test(failure_retries_with_backoff_then_errors),

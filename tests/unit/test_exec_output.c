@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "exec.h"
+#include "utf8.h"
 #include "testlib.h"
 
 /* ---------------------------------------------------------------------
@@ -167,7 +168,7 @@ static void sanitize(void **state)
 	char s[] = "ok \xc3\xa9 \xff bad \xe2\x82 cut \xed\xa0\x80 surrogate";
 	(void)state;
 
-	lote__exec_sanitize(s, sizeof(s) - 1);
+	lote__utf8_sanitize(s, sizeof(s) - 1);
 	assert_string_equal(s, "ok \xc3\xa9 ? bad ?? cut ??? surrogate");
 }
 
