@@ -46,6 +46,22 @@ int cli_wants_help(int argc, char **argv, const char *usage);
  * (EXIT_OK after printing usage for --help). */
 int cli_json_only(const char *cmd, int argc, char **argv, const char *usage, bool *ret_json);
 
+/* Parses all of s as a decimal integer into *ret: digits with an optional
+ * leading '-', nothing before or after them. Returns 0, CLI_NUM_BAD when s
+ * is not such an integer, CLI_NUM_RANGE when it is one outside int64_t
+ * (strtoll would have clamped it). */
+enum { CLI_NUM_BAD = -1, CLI_NUM_RANGE = -2 };
+int cli_parse_int64(const char *s, int64_t *ret);
+
+/* Parses s as an id (1 to INT64_MAX) into *ret; else prints why, as
+ * "lote CMD: ...", and returns -1. */
+int cli_parse_id(const char *cmd, const char *s, int64_t *ret);
+
+/* Whether s is valid UTF-8 (no overlong forms, surrogates or code points
+ * past U+10FFFF); if not, *ret_offset gets the offset of the first bad
+ * byte. */
+bool cli_valid_utf8(const char *s, size_t *ret_offset);
+
 /* Prints v (borrowed) as indented JSON and a newline on stdout: what every
  * --json option prints. */
 void cli_print_json(const json_t *v);

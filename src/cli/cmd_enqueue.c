@@ -58,8 +58,52 @@ static const char emit_usage[] =
 	"EXIT STATUS\n"
 	"    As for lote enqueue.\n";
 
+/* Reads all of standard input into *ret (malloc'd, NUL-terminated) and
+ * its length into *ret_len. Returns 0, or -1 after printing the error. */
+static int read_stdin(const char *cmd, char **ret, size_t *ret_len)
+{
+	size_t len = 0, cap = 65536;
+	char *text = malloc(cap);
+
+	while (text) {
+		size_t got = fread(text + len, 1, cap - len - 1, stdin);
+		len += got;
+		if (got == 0)
+			break;
+		if (len + 1 == cap) {
+			if (cap >= STDIN_MAX) {
+				cli_error(cmd, "payload on standard input is over %d bytes", STDIN_MAX);
+				free(text);
+				return -1;
+			}
+			char *g = realloc(text, cap * 2);
+			if (!g) {
+				free(text);
+				text = NULL;
+				break;
+			}
+			text = g;
+			cap *= 2;
+		}
+	}
+	if (!text) {
+		cli_error(cmd, "out of memory");
+		return -1;
+	}
+	if (ferror(stdin)) {
+		cli_error(cmd, "cannot read standard input");
+		free(text);
+		return -1;
+	}
+	text[len] = '\0';
+	*ret = text;
+	*ret_len = len;
+	return 0;
+}
+
 /* Reads the payload argument: inline JSON, "-" for stdin, or NULL for {}.
- * Checks it is a JSON object so a typo gets a precise message here.
+ * Checks it is a JSON object so a typo gets a precise message here, and
+ * that all of it is: a NUL byte (from stdin) would cut the text short.
  * Returns the text as given (malloc'd), for jsonb to keep its numbers as
  * written (jansson would print 0.1 back as 0.10000000000000001), or NULL
  * after printing the error. */
@@ -67,39 +111,24 @@ static char *read_payload(const char *cmd, const char *arg)
 {
 	json_error_t jerr;
 	json_t *v;
-	char *text = NULL;
+	char *text = NULL, *nul;
+	size_t len;
 
 	if (!arg)
 		return strdup("{}");
 	if (strcmp(arg, "-") == 0) {
-		size_t len = 0, cap = 65536;
-		text = malloc(cap);
-		while (text) {
-			size_t got = fread(text + len, 1, cap - len - 1, stdin);
-			len += got;
-			if (got == 0)
-				break;
-			if (len + 1 == cap) {
-				if (cap >= STDIN_MAX) {
-					cli_error(cmd, "payload on standard input is over %d bytes", STDIN_MAX);
-					free(text);
-					return NULL;
-				}
-				char *g = realloc(text, cap * 2);
-				if (!g)
-					break;
-				text = g;
-				cap *= 2;
-			}
-		}
-		if (!text) {
-			cli_error(cmd, "out of memory");
+		if (read_stdin(cmd, &text, &len) < 0)
+			return NULL;
+		if ((nul = memchr(text, '\0', len))) {
+			cli_error(cmd, "the payload contains a NUL byte at offset %zu", (size_t)(nul - text));
+			free(text);
 			return NULL;
 		}
-		text[len] = '\0';
 		arg = text;
+	} else {
+		len = strlen(arg);
 	}
-	v = json_loads(arg, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &jerr);
+	v = json_loadb(arg, len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &jerr);
 	if (!v) {
 		cli_error(cmd, "invalid JSON payload: %s (line %d, column %d)", jerr.text,
 		          jerr.line, jerr.column);
@@ -170,9 +199,7 @@ int cmd_enqueue(int argc, char **argv)
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		lote_error err = { 0 };
-		int64_t ms;
-		char *end;
-		long n;
+		int64_t ms, n;
 
 		switch (c) {
 		case 'h':
@@ -183,8 +210,14 @@ int cmd_enqueue(int argc, char **argv)
 		case OPT_QUEUE: json_object_set_new(opts, "queue", json_string(optarg)); break;
 		case OPT_PRIORITY:
 		case OPT_MAX_ATTEMPTS:
-			n = strtol(optarg, &end, 10);
-			if (*optarg == '\0' || *end != '\0') {
+			switch (cli_parse_int64(optarg, &n)) {
+			case 0:
+				break;
+			case CLI_NUM_RANGE:
+				cli_error("enqueue", "--%s: %s is out of range",
+				          c == OPT_PRIORITY ? "priority" : "max-attempts", optarg);
+				goto out;
+			default:
 				cli_error("enqueue", "--%s wants an integer, got \"%s\"",
 				          c == OPT_PRIORITY ? "priority" : "max-attempts", optarg);
 				goto out;

@@ -27,6 +27,7 @@ static const char usage_fmt[] =
 	"    of objects with the SQL column names (duration in milliseconds).\n"
 	"    show prints one row with its payload%4$s.\n"
 	"%5$s"
+	"    Each subcommand refuses the options it does not take (exit 2).\n"
 	"\n"
 	"FILTERS (the query parameters of GET /api/v1/%1$s, see docs/api.md)\n"
 	"    --type T[,T...]        type, exactly\n"
@@ -46,16 +47,17 @@ static void usage(FILE *out, lote__api_kind kind)
 	switch (kind) {
 	case LOTE_API_COMMANDS:
 		fprintf(out, usage_fmt, "commands", ", show, reprocess and cancel",
-		        "    lote commands reprocess ID...\n"
-		        "    lote commands reprocess [FILTERS] [--dry-run]\n"
-		        "    lote commands cancel ID...\n",
+		        "    lote commands reprocess ID... [--json]\n"
+		        "    lote commands reprocess FILTERS [--dry-run] [--json]\n"
+		        "    lote commands cancel ID... [--json]\n",
 		        ", its lineage (event,\n"
 		        "    enqueuing command, batch, follow-up, copies) and the tree of\n"
 		        "    everything its origin caused",
 		        "    reprocess ID runs a finished command again as a new linked command.\n"
 		        "    With filters instead of ids it reprocesses every matching finished\n"
 		        "    command that has no copy yet (status defaults to error; at most\n"
-		        "    10000 per call); --dry-run only counts and lists them.\n"
+		        "    10000 per call); --dry-run only counts and lists them. --dry-run\n"
+		        "    goes with filters only: with ids it is refused (exit 2).\n"
 		        "    cancel stops commands that have not started.\n"
 		        "    ls marks a reprocessed command \"(replaced by N)\": N is its copy.\n",
 		        "awaiting, pending, processing, success, error,\n"
@@ -70,7 +72,8 @@ static void usage(FILE *out, lote__api_kind kind)
 		        "pending, processing, success, error", "", "");
 		break;
 	case LOTE_API_BATCHES:
-		fprintf(out, usage_fmt, "batches", ", show and cancel", "    lote batches cancel ID...\n",
+		fprintf(out, usage_fmt, "batches", ", show and cancel",
+		        "    lote batches cancel ID... [--json]\n",
 		        ", its progress, members and follow-up",
 		        "    cancel stops a batch: members not started and its follow-up.\n",
 		        "pending, processing, success, error, cancelled", " of the event that caused it",
@@ -295,11 +298,13 @@ static int parse_ids(const char *cmd, int argc, char **argv, int from, long long
 	long long *ids = calloc((size_t)argc + 1, sizeof(*ids));
 	int n = 0;
 
+	if (!ids) {
+		cli_error(cmd, "out of memory");
+		return -1;
+	}
 	for (int i = from; i < argc; i++) {
-		char *end;
-		long long v = strtoll(argv[i], &end, 10);
-		if (*end || v <= 0 || !*argv[i]) {
-			cli_error(cmd, "\"%s\" is not an id", argv[i]);
+		int64_t v;
+		if (cli_parse_id(cmd, argv[i], &v) < 0) {
 			free(ids);
 			return -1;
 		}
@@ -329,6 +334,34 @@ static bool is_status(const char *status, const char *want)
 	return status && strcmp(status, want) == 0;
 }
 
+/* The subcommands, and the options each takes. */
+enum sub { SUB_LS, SUB_SHOW, SUB_REPROCESS, SUB_CANCEL, SUB_UNKNOWN };
+
+static enum sub sub_of(lote__api_kind kind, const char *sub)
+{
+	if (strcmp(sub, "ls") == 0 || strcmp(sub, "list") == 0)
+		return SUB_LS;
+	if (strcmp(sub, "show") == 0)
+		return SUB_SHOW;
+	if (strcmp(sub, "reprocess") == 0 && kind == LOTE_API_COMMANDS)
+		return SUB_REPROCESS;
+	if (strcmp(sub, "cancel") == 0 && kind != LOTE_API_EVENTS)
+		return SUB_CANCEL;
+	return SUB_UNKNOWN;
+}
+
+/* Whether name is in the NULL-terminated list. */
+static bool among(const char *name, const char *const *list)
+{
+	for (; *list; list++)
+		if (strcmp(name, *list) == 0)
+			return true;
+	return false;
+}
+
+static const char *const filter_opts[] = { "type", "status", "institution", "entity", "from",
+                                           "to", "error", "error-like", "batch", "origin", NULL };
+
 static int list_main(lote__api_kind kind, int argc, char **argv)
 {
 	enum { O_JSON = 0x100, O_DRY, O_HELP };
@@ -356,12 +389,15 @@ static int list_main(lote__api_kind kind, int argc, char **argv)
 		{ 'c', "cursor" }, { 'n', "limit" },
 	};
 	const char *cmd = lote__api_kind_name(kind), *sub;
+	/* the options given, in order, once each: indexes into longopts */
+	int given[sizeof(longopts) / sizeof(longopts[0])], ngiven = 0;
+	enum sub which;
 	lote__api_filter f;
 	lote__api_actor actor;
 	lote_error err = { 0 };
 	bool json = false, dry = false, filtered = false;
 	long long *ids = NULL;
-	int nids = 0, c, status = EXIT_OK, rc;
+	int nids = 0, c, idx, status = EXIT_OK, rc;
 	PGconn *conn = NULL;
 	json_t *v = NULL;
 
@@ -380,11 +416,18 @@ static int list_main(lote__api_kind kind, int argc, char **argv)
 	opterr = 0;
 	argc--;
 	argv++;
-	while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+	while (idx = -1, (c = getopt_long(argc, argv, ":h", longopts, &idx)) != -1) {
 		bool found = false;
 		if (c == 'h' || c == O_HELP) {
 			usage(stdout, kind);
 			goto done;
+		}
+		if (idx >= 0) {
+			bool dup = false;
+			for (int k = 0; k < ngiven; k++)
+				dup = dup || given[k] == idx;
+			if (!dup)
+				given[ngiven++] = idx;
 		}
 		if (c == O_JSON) {
 			json = true;
@@ -413,7 +456,41 @@ static int list_main(lote__api_kind kind, int argc, char **argv)
 			goto done;
 		}
 	}
-	if (strcmp(sub, "ls") == 0 || strcmp(sub, "list") == 0) {
+	which = sub_of(kind, sub);
+	if (which == SUB_UNKNOWN) {
+		cli_error(cmd, "unknown subcommand \"%s\" (see lote %s --help)", sub, cmd);
+		status = EXIT_USAGE;
+		goto done;
+	}
+	if (which == SUB_REPROCESS && parse_ids(cmd, argc, argv, optind, &ids, &nids) < 0) {
+		status = EXIT_USAGE;
+		goto done;
+	}
+	/* An option a subcommand does not use is refused, not ignored: above
+	 * all --dry-run with ids, which would act for real. */
+	if (which == SUB_REPROCESS && nids > 0 && dry) {
+		cli_error(cmd, "--dry-run goes with filters (lote commands reprocess --status error "
+		          "--dry-run), not with ids: nothing was reprocessed");
+		status = EXIT_USAGE;
+		goto done;
+	}
+	for (int k = 0; k < ngiven; k++) {
+		const char *name = longopts[given[k]].name;
+		bool ok = strcmp(name, "json") == 0;
+		if (which == SUB_LS)
+			ok = ok || strcmp(name, "dry-run") != 0;
+		else if (which == SUB_REPROCESS && nids == 0)
+			ok = ok || strcmp(name, "dry-run") == 0 || among(name, filter_opts);
+		else if (which == SUB_REPROCESS)
+			/* ids and filters: the message below says which to give */
+			ok = ok || among(name, filter_opts);
+		if (!ok) {
+			cli_error(cmd, "%s does not take --%s (see lote %s --help)", sub, name, cmd);
+			status = EXIT_USAGE;
+			goto done;
+		}
+	}
+	if (which == SUB_LS) {
 		if (optind < argc) {
 			cli_error(cmd, "unexpected argument \"%s\"", argv[optind]);
 			status = EXIT_USAGE;
@@ -439,7 +516,7 @@ static int list_main(lote__api_kind kind, int argc, char **argv)
 			        json_string_value(json_object_get(v, "next_cursor")));
 		goto done;
 	}
-	if (strcmp(sub, "show") == 0) {
+	if (which == SUB_SHOW) {
 		if (parse_ids(cmd, argc, argv, optind, &ids, &nids) < 0 || nids != 1) {
 			if (nids != 1 && ids)
 				cli_error(cmd, "want: lote %s show ID", cmd);
@@ -454,10 +531,9 @@ static int list_main(lote__api_kind kind, int argc, char **argv)
 		status = show(conn, kind, ids[0], json);
 		goto done;
 	}
-	if ((strcmp(sub, "reprocess") == 0 && kind == LOTE_API_COMMANDS) ||
-	    (strcmp(sub, "cancel") == 0 && kind != LOTE_API_EVENTS)) {
-		bool reprocess = sub[0] == 'r';
-		if (parse_ids(cmd, argc, argv, optind, &ids, &nids) < 0) {
+	{
+		bool reprocess = which == SUB_REPROCESS;
+		if (!reprocess && parse_ids(cmd, argc, argv, optind, &ids, &nids) < 0) {
 			status = EXIT_USAGE;
 			goto done;
 		}
@@ -538,10 +614,7 @@ static int list_main(lote__api_kind kind, int argc, char **argv)
 			free(before);
 			json_decref(r);
 		}
-		goto done;
 	}
-	cli_error(cmd, "unknown subcommand \"%s\" (see lote %s --help)", sub, cmd);
-	status = EXIT_USAGE;
 done:
 	json_decref(v);
 	free(ids);

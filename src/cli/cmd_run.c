@@ -67,7 +67,8 @@ static const char usage_head[] =
 	"        Also serve the dashboard and the JSON API (as `lote web` does)\n"
 	"        on ADDR:PORT, from a process of its own that is restarted if it\n"
 	"        dies. Off by default, so several daemons can share a host. A port\n"
-	"        in use stops the daemon at start-up (exit 1).\n"
+	"        in use stops the daemon at start-up (exit 1), as does a malformed\n"
+	"        ADDR:PORT (exit 2).\n"
 	"    -h, --help\n"
 	"        Show this text.\n";
 
@@ -358,8 +359,9 @@ static void http_keeper(int fd, const char *conninfo)
 }
 
 /* Binds --http ADDR:PORT and forks the keeper. Returns its pid, 0 when
- * --http was not given, or -1 after printing why. */
-static pid_t start_http(const char *addr, const char *conninfo)
+ * --http was not given, or -1 after printing why with the exit status in
+ * *ret_status: 2 for a malformed address (as lote web), else 1. */
+static pid_t start_http(const char *addr, const char *conninfo, int *ret_status)
 {
 	lote_error err = { 0 };
 	int fd, port;
@@ -367,8 +369,11 @@ static pid_t start_http(const char *addr, const char *conninfo)
 
 	if (!addr)
 		return 0;
+	*ret_status = EXIT_FAIL;
 	if (lote__http_listen(addr, &fd, &port, &err) < 0) {
 		cli_error("run", "--http: %s", err.message);
+		if (err.code == LOTE_EINVAL)
+			*ret_status = EXIT_USAGE;
 		return -1;
 	}
 	pid = fork();
@@ -414,10 +419,8 @@ int cmd_run(int argc, char **argv)
 	}
 	PQfinish(conn);
 	cfg.engine.conninfo = conninfo;
-	if ((http = start_http(fl.http, conninfo)) < 0) {
-		status = EXIT_FAIL;
+	if ((http = start_http(fl.http, conninfo, &status)) < 0)
 		goto done;
-	}
 	if (lote_engine_new(&cfg.engine, &engine, &err) < 0 ||
 	    register_handlers(engine, &cfg, &err) < 0 ||
 	    lote_engine_run(engine, &err) < 0) {

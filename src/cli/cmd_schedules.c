@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "cli.h"
 #include "cron.h"
@@ -35,7 +36,8 @@ static const char usage[] =
 	"    N-M or a comma list of them, each optionally /STEP; months jan..dec,\n"
 	"    days sun..sat (0 and 7 are Sunday); or @yearly (@annually),\n"
 	"    @monthly, @weekly, @daily (@midnight), @hourly. Evaluated in\n"
-	"    --timezone (default: the database's).\n"
+	"    --timezone (default: the database's). An expression that never\n"
+	"    matches (\"* * 31 2 *\") is refused.\n"
 	"\n"
 	"    Missed ticks (all daemons down): --missed once (default) runs once at\n"
 	"    start-up for all of them; skip drops a tick more than a minute late;\n"
@@ -147,7 +149,6 @@ int cmd_schedules(int argc, char **argv)
 	lote_error err = { 0 };
 	PGconn *conn = NULL;
 	int c, rc = EXIT_OK, npos;
-	char *end;
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
@@ -176,9 +177,11 @@ int cmd_schedules(int argc, char **argv)
 			break;
 		case OPT_PRIO:
 		case OPT_MAX: {
-			long v = strtol(optarg, &end, 10);
-			if (*end || end == optarg) {
-				cli_error("schedules", "--%s must be an integer, got \"%s\"",
+			int64_t v;
+			int prc = cli_parse_int64(optarg, &v);
+			if (prc < 0) {
+				cli_error("schedules", prc == CLI_NUM_RANGE ? "--%s: %s is out of range"
+				                                            : "--%s must be an integer, got \"%s\"",
 				          c == OPT_PRIO ? "priority" : "max-attempts", optarg);
 				json_decref(opts);
 				return EXIT_USAGE;
@@ -213,6 +216,22 @@ int cmd_schedules(int argc, char **argv)
 			cli_error("schedules", "%s", err.message);
 			json_decref(opts);
 			return EXIT_USAGE;
+		}
+		/* "* * 31 2 *" parses but never fires: refused here, not stored
+		 * for the daemon to disable. Whether a next run exists does not
+		 * depend on the zone: look from now in UTC. */
+		{
+			time_t now = time(NULL);
+			struct tm tm;
+			lote__civil from, next;
+			gmtime_r(&now, &tm);
+			from = (lote__civil){ tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+			                      tm.tm_min };
+			if (lote__cron_next(&cron, &from, &next, &err) < 0) {
+				cli_error("schedules", "\"%s\": %s", argv[optind + 2], err.message);
+				json_decref(opts);
+				return err.code == LOTE_ENOTFOUND ? EXIT_USAGE : EXIT_FAIL;
+			}
 		}
 		data = npos == 5 ? json_loads(argv[optind + 4], 0, &jerr) : json_object();
 		if (!data) {

@@ -33,18 +33,35 @@ static const char usage[] =
 	"    0 done; 2 bad command line; 3 database unreachable or not migrated;\n"
 	"    4 no such token.\n";
 
+/* Prints the library's error once prefixed: its messages from the
+ * database start with "tokens: " already. Returns the exit status: a
+ * data exception (SQLSTATE class 22) is bad input. */
+static int fail(int rc, const lote_error *err)
+{
+	const char *msg = err->message;
+
+	if (strncmp(msg, "tokens: ", 8) == 0)
+		msg += 8;
+	cli_error("tokens", "%s", msg);
+	if (strncmp(err->sqlstate, "22", 2) == 0)
+		return EXIT_USAGE;
+	return cli_exit_for(rc);
+}
+
 static int add(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "role", required_argument, NULL, 'r' },
 		{ "institution", required_argument, NULL, 'i' },
 		{ "name", required_argument, NULL, 'n' },
+		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
 	const char *role = NULL, *inst = NULL, *name = "";
 	lote_error err = { 0 };
 	char *token = NULL;
 	int64_t id = 0;
+	size_t bad;
 	PGconn *conn;
 	int c, rc;
 
@@ -55,6 +72,9 @@ static int add(int argc, char **argv)
 		case 'r': role = optarg; break;
 		case 'i': inst = optarg; break;
 		case 'n': name = optarg; break;
+		case 'h':
+			fputs(usage, stdout);
+			return EXIT_OK;
 		default:
 			cli_error("tokens", "bad option \"%s\" (see lote tokens --help)", argv[optind - 1]);
 			return EXIT_USAGE;
@@ -64,14 +84,17 @@ static int add(int argc, char **argv)
 		cli_error("tokens", "want: lote tokens add --role viewer|operator|admin [--institution UUID]");
 		return EXIT_USAGE;
 	}
+	if (!cli_valid_utf8(name, &bad)) {
+		cli_error("tokens", "--name is not valid UTF-8 (at byte %zu: 0x%02x)", bad,
+		          (unsigned char)name[bad]);
+		return EXIT_USAGE;
+	}
 	if (!(conn = cli_connect_ready("tokens", NULL)))
 		return EXIT_DB;
 	rc = lote__api_token_add(conn, name, role, inst, &id, &token, &err);
 	PQfinish(conn);
-	if (rc < 0) {
-		cli_error("tokens", "%s", err.message);
-		return cli_exit_for(rc);
-	}
+	if (rc < 0)
+		return fail(rc, &err);
 	printf("token %lld: role %s, %s%s\n%s\n", (long long)id, role,
 	       inst && *inst ? "institution " : "every institution", inst && *inst ? inst : "", token);
 	free(token);
@@ -91,17 +114,17 @@ int cmd_tokens(int argc, char **argv)
 	if (strcmp(argv[1], "add") == 0 || strcmp(argv[1], "create") == 0)
 		return add(argc - 1, argv + 1);
 	if (strcmp(argv[1], "ls") == 0 || strcmp(argv[1], "list") == 0) {
-		bool json = argc > 2 && strcmp(argv[2], "--json") == 0;
+		bool json;
 		json_t *v = NULL, *t;
 		size_t i;
+		if ((rc = cli_json_only("tokens", argc - 1, argv + 1, usage, &json)) >= 0)
+			return rc;
 		if (!(conn = cli_connect_ready("tokens", NULL)))
 			return EXIT_DB;
 		rc = lote__api_token_list(conn, &v, &err);
 		PQfinish(conn);
-		if (rc < 0) {
-			cli_error("tokens", "%s", err.message);
-			return cli_exit_for(rc);
-		}
+		if (rc < 0)
+			return fail(rc, &err);
 		if (json) {
 			cli_print_json(v);
 		} else {
@@ -120,21 +143,20 @@ int cmd_tokens(int argc, char **argv)
 		return EXIT_OK;
 	}
 	if (strcmp(argv[1], "revoke") == 0) {
-		char *end;
-		long long id = argc == 3 ? strtoll(argv[2], &end, 10) : 0;
-		if (argc != 3 || *end || id <= 0) {
+		int64_t id;
+		if (argc != 3) {
 			cli_error("tokens", "want: lote tokens revoke ID");
 			return EXIT_USAGE;
 		}
+		if (cli_parse_id("tokens", argv[2], &id) < 0)
+			return EXIT_USAGE;
 		if (!(conn = cli_connect_ready("tokens", NULL)))
 			return EXIT_DB;
 		rc = lote__api_token_revoke(conn, id, &err);
 		PQfinish(conn);
-		if (rc < 0) {
-			cli_error("tokens", "%s", err.message);
-			return cli_exit_for(rc);
-		}
-		printf("token %lld revoked\n", id);
+		if (rc < 0)
+			return fail(rc, &err);
+		printf("token %lld revoked\n", (long long)id);
 		return EXIT_OK;
 	}
 	cli_error("tokens", "unknown subcommand \"%s\" (add, ls, revoke)", argv[1]);

@@ -1,4 +1,6 @@
 /* common.c - see cli.h. */
+#include <ctype.h>
+#include <errno.h>
 #include <getopt.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -137,4 +139,85 @@ const char *cli_format_ms(double ms, char *buf, size_t len)
 	}
 	snprintf(buf, len, "%s ms", strcmp(num, "-0") == 0 ? "0" : num);
 	return buf;
+}
+
+int cli_parse_int64(const char *s, int64_t *ret)
+{
+	const char *digits = s && *s == '-' ? s + 1 : s;
+	char *end;
+	long long v;
+
+	/* strtoll also takes leading blanks and '+': not here */
+	if (!digits || !isdigit((unsigned char)*digits))
+		return CLI_NUM_BAD;
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (*end)
+		return CLI_NUM_BAD;
+	if (errno == ERANGE)
+		return CLI_NUM_RANGE;
+	*ret = (int64_t)v;
+	return 0;
+}
+
+int cli_parse_id(const char *cmd, const char *s, int64_t *ret)
+{
+	int64_t v = 0;
+	int rc = cli_parse_int64(s, &v);
+
+	if (rc == CLI_NUM_RANGE && *s != '-') {
+		cli_error(cmd, "\"%s\" is not an id: out of range (ids go up to %lld)", s,
+		          (long long)INT64_MAX);
+		return -1;
+	}
+	if (rc < 0 || v <= 0) {
+		cli_error(cmd, "\"%s\" is not an id (a positive integer)", s);
+		return -1;
+	}
+	*ret = v;
+	return 0;
+}
+
+bool cli_valid_utf8(const char *s, size_t *ret_offset)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t i = 0;
+
+	while (p[i]) {
+		unsigned char b = p[i];
+		int n;
+		unsigned min, cp;
+		if (b < 0x80) {
+			i++;
+			continue;
+		}
+		if (b >= 0xc2 && b <= 0xdf) {
+			n = 1;
+			min = 0x80;
+			cp = b & 0x1f;
+		} else if (b >= 0xe0 && b <= 0xef) {
+			n = 2;
+			min = 0x800;
+			cp = b & 0x0f;
+		} else if (b >= 0xf0 && b <= 0xf4) {
+			n = 3;
+			min = 0x10000;
+			cp = b & 0x07;
+		} else {
+			goto bad;
+		}
+		for (int k = 1; k <= n; k++) {
+			if ((p[i + k] & 0xc0) != 0x80)
+				goto bad;
+			cp = cp << 6 | (p[i + k] & 0x3f);
+		}
+		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+			goto bad;
+		i += (size_t)n + 1;
+	}
+	return true;
+bad:
+	if (ret_offset)
+		*ret_offset = i;
+	return false;
 }

@@ -1,10 +1,55 @@
 /* The lote binary as a user meets it: help, version, exit statuses,
  * enqueue/emit from the shell and their errors, status. */
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "testlib.h"
+
+/* Like tl_run_lote (at most 8 arguments), with len bytes of input (NULs
+ * too) on standard input. */
+static int run_lote_stdin(const char *db, const char *input, size_t len, char **ret_output,
+                          const char *a0, const char *a1, const char *a2, const char *a3,
+                          const char *a4)
+{
+	char *in = tl_tmp_path("stdin"), *outp = tl_tmp_path("stdout");
+	FILE *f = fopen(in, "w");
+	int st = 0;
+	pid_t pid;
+
+	assert_non_null(f);
+	assert_int_equal(fwrite(input, 1, len, f), len);
+	fclose(f);
+	unlink(outp);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		const char *argv[] = { tl_lote_bin(), a0, a1, a2, a3, a4, NULL };
+		int i = open(in, O_RDONLY), o = open(outp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		setenv("LOTE_DATABASE_URL", db, 1);
+		dup2(i, 0);
+		dup2(o, 1);
+		dup2(o, 2);
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	waitpid(pid, &st, 0);
+	f = fopen(outp, "r");
+	*ret_output = calloc(1, 1 << 16);
+	if (f) {
+		size_t n = fread(*ret_output, 1, (1 << 16) - 1, f);
+		(*ret_output)[n] = '\0';
+		fclose(f);
+	}
+	unlink(in);
+	unlink(outp);
+	free(in);
+	free(outp);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
 
 static void help_and_version(void **state)
 {
@@ -278,6 +323,185 @@ static void status_groups_identical_workers(void **state)
 	free(db);
 }
 
+/* Each subcommand of events/commands/batches refuses the options it does
+ * not use (exit 2, nothing done): above all --dry-run with ids, which
+ * reprocessed and cancelled for real. */
+static void unused_options_are_refused(void **state)
+{
+	char *db = tl_fresh_db("cli_unused_opts", true);
+	PGconn *c = tl_connect(db);
+	char *out = NULL, failed[32], pending[32], batch[32];
+	(void)state;
+	long long f = tl_int(c, "SELECT lote.enqueue('T')");
+	long long p = tl_int(c, "SELECT lote.enqueue('T')");
+	long long b = tl_int(c, "SELECT lote.batch('Mails', '[{\"type\": \"M\"}]')");
+	tl_exec(c, "UPDATE lote.commands SET status = 'error', attempt = 1, finished_at = now(),"
+	           " error = 'boom' WHERE id = %lld", f);
+	snprintf(failed, sizeof(failed), "%lld", f);
+	snprintf(pending, sizeof(pending), "%lld", p);
+	snprintf(batch, sizeof(batch), "%lld", b);
+	const char *state_sql = "SELECT string_agg(concat_ws(':', id, status, replaced_by), ',' ORDER BY id)"
+	                        " FROM lote.commands";
+	char *before = strdup(tl_value(c, "%s", state_sql));
+
+	struct { const char *args[6]; const char *want; } bad[] = {
+		{ { "commands", "reprocess", "--dry-run", failed, NULL }, "--dry-run goes with filters" },
+		{ { "commands", "reprocess", failed, "--dry-run", "--json", NULL }, "--dry-run goes with filters" },
+		{ { "commands", "cancel", "--dry-run", pending, NULL }, "cancel does not take --dry-run" },
+		{ { "commands", "cancel", "--limit", "5", pending, NULL }, "cancel does not take --limit" },
+		{ { "commands", "cancel", "--status", "pending", pending, NULL }, "cancel does not take --status" },
+		{ { "commands", "show", failed, "--status", "error", NULL }, "show does not take --status" },
+		{ { "commands", "reprocess", "--status", "error", "--limit", "3" }, "reprocess does not take --limit" },
+		{ { "commands", "reprocess", failed, "--cursor", "9", NULL }, "reprocess does not take --cursor" },
+		{ { "commands", "ls", "--dry-run", NULL }, "ls does not take --dry-run" },
+		{ { "events", "ls", "--dry-run", NULL }, "ls does not take --dry-run" },
+		{ { "batches", "cancel", "--type", "Mails", batch, NULL }, "cancel does not take --type" },
+		{ { "batches", "show", batch, "--limit", "2", NULL }, "show does not take --limit" },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		const char **a = bad[i].args;
+		int rc = tl_run_lote(db, &out, a[0], a[1], a[2], a[3], a[4], a[5], NULL);
+		if (rc != 2 || !strstr(out, bad[i].want))
+			fail_msg("case %zu (%s %s %s): exit %d, output:\n%s\nwanted: %s", i, a[0], a[1], a[2], rc,
+			         out, bad[i].want);
+		free(out);
+		assert_string_equal(tl_value(c, "%s", state_sql), before);
+		assert_string_equal(tl_value(c, "SELECT status FROM lote.batches WHERE id = %lld", b), "pending");
+	}
+	/* what they take still works: a dry run with filters changes nothing */
+	assert_int_equal(tl_run_lote(db, &out, "commands", "reprocess", "--status", "error", "--dry-run",
+	                             "--json", NULL), 0);
+	assert_non_null(strstr(out, "\"dry_run\": true"));
+	free(out);
+	assert_string_equal(tl_value(c, "%s", state_sql), before);
+	assert_int_equal(tl_run_lote(db, &out, "commands", "show", failed, "--json", NULL), 0);
+	free(out);
+	assert_int_equal(tl_run_lote(db, &out, "commands", "ls", "--status", "error", "--limit", "1", NULL), 0);
+	free(out);
+	assert_int_equal(tl_run_lote(db, &out, "commands", "cancel", pending, "--json", NULL), 0);
+	free(out);
+	assert_string_equal(tl_value(c, "SELECT status FROM lote.commands WHERE id = %lld", p), "cancelled");
+	free(before);
+	PQfinish(c);
+	free(db);
+}
+
+/* A NUL byte on standard input is refused with its offset: it cut the
+ * payload short ({"a":1} stored, the rest dropped) or gave a misleading
+ * "premature end of input". */
+static void payload_with_nul_byte_is_refused(void **state)
+{
+	char *db = tl_fresh_db("cli_nul", true);
+	PGconn *c = tl_connect(db);
+	char *out = NULL;
+	static const char garbage[] = "{\"a\":1}\0garbage", inside[] = "{\"a\":\"x\0y\"}";
+	(void)state;
+	int rc = run_lote_stdin(db, garbage, sizeof(garbage) - 1, &out, "enqueue", "T", "-", NULL, NULL);
+	if (rc != 2 || !strstr(out, "the payload contains a NUL byte at offset 7"))
+		fail_msg("enqueue, NUL after the object: exit %d\n%s", rc, out);
+	free(out);
+	rc = run_lote_stdin(db, inside, sizeof(inside) - 1, &out, "enqueue", "T", "-", NULL, NULL);
+	if (rc != 2 || !strstr(out, "the payload contains a NUL byte at offset 7"))
+		fail_msg("enqueue, NUL inside a string: exit %d\n%s", rc, out);
+	free(out);
+	rc = run_lote_stdin(db, garbage, sizeof(garbage) - 1, &out, "emit", "Created", "Thing", "7", "-");
+	if (rc != 2 || !strstr(out, "the payload contains a NUL byte at offset 7"))
+		fail_msg("emit, NUL after the object: exit %d\n%s", rc, out);
+	free(out);
+	assert_int_equal(tl_int(c, "SELECT count(*) FROM lote.commands"), 0);
+	assert_int_equal(tl_int(c, "SELECT count(*) FROM lote.events"), 0);
+	/* a clean payload on stdin still goes in, all of it */
+	rc = run_lote_stdin(db, "{\"a\": 1, \"b\": 2}\n", 17, &out, "enqueue", "T", "-", NULL, NULL);
+	assert_int_equal(rc, 0);
+	free(out);
+	assert_string_equal(tl_value(c, "SELECT data::text FROM lote.commands"), "{\"a\": 1, \"b\": 2}");
+	PQfinish(c);
+	free(db);
+}
+
+/* Numbers past int64 are refused (exit 2), not clamped to
+ * 9223372036854775807 ("no command 9223372036854775807", exit 4). */
+static void numbers_past_int64_are_refused(void **state)
+{
+	char *db = tl_fresh_db("cli_erange", true);
+	PGconn *c = tl_connect(db);
+	char *out = NULL;
+	static const char big[] = "9999999999999999999";
+	(void)state;
+	struct { const char *args[5]; const char *want; } bad[] = {
+		{ { "commands", "show", big, NULL }, "out of range" },
+		{ { "commands", "reprocess", big, NULL }, "out of range" },
+		{ { "commands", "cancel", big, NULL }, "out of range" },
+		{ { "events", "show", big, NULL }, "out of range" },
+		{ { "batches", "cancel", big, NULL }, "out of range" },
+		{ { "tokens", "revoke", big, NULL }, "out of range" },
+		{ { "enqueue", "--priority", big, "T", NULL }, "--priority: 9999999999999999999 is out of range" },
+		{ { "enqueue", "--max-attempts", "-99999999999999999999", "T", NULL }, "out of range" },
+		{ { "commands", "show", "5x", NULL }, "is not an id" },
+		{ { "tokens", "revoke", " 5", NULL }, "is not an id" },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		const char **a = bad[i].args;
+		int rc = tl_run_lote(db, &out, a[0], a[1], a[2], a[3], a[4], NULL);
+		if (rc != 2 || !strstr(out, bad[i].want) || strstr(out, "9223372036854775807 "))
+			fail_msg("case %zu (%s %s %s): exit %d, output:\n%s\nwanted: %s", i, a[0], a[1], a[2],
+			         rc, out, bad[i].want);
+		free(out);
+	}
+	assert_int_equal(tl_int(c, "SELECT count(*) FROM lote.commands"), 0);
+	PQfinish(c);
+	free(db);
+}
+
+/* tokens add with a --name that is not UTF-8: exit 2 and one clear
+ * message (was exit 1, "tokens: tokens: invalid byte sequence"); tokens
+ * ls refuses extra arguments. */
+static void tokens_bad_input(void **state)
+{
+	char *db = tl_fresh_db("cli_tokens", true);
+	PGconn *c = tl_connect(db);
+	char *out = NULL;
+	(void)state;
+	int rc = tl_run_lote(db, &out, "tokens", "add", "--role", "admin", "--name", "a\xff", NULL);
+	if (rc != 2 || !strstr(out, "--name is not valid UTF-8") || strstr(out, "tokens: tokens:"))
+		fail_msg("tokens add --name 'a\\xff': exit %d\n%s", rc, out);
+	free(out);
+	/* overlong and surrogate forms are not UTF-8 either */
+	assert_int_equal(tl_run_lote(db, &out, "tokens", "add", "--role", "admin", "--name", "\xc0\xaf", NULL), 2);
+	free(out);
+	assert_int_equal(tl_run_lote(db, &out, "tokens", "add", "--role", "admin", "--name", "\xed\xa0\x80", NULL), 2);
+	free(out);
+	assert_int_equal(tl_int(c, "SELECT count(*) FROM lote.api_tokens"), 0);
+	rc = tl_run_lote(db, &out, "tokens", "ls", "x", NULL);
+	if (rc != 2 || !strstr(out, "unexpected argument \"x\""))
+		fail_msg("tokens ls x: exit %d\n%s", rc, out);
+	free(out);
+	/* UTF-8 names go in */
+	assert_int_equal(tl_run_lote(db, &out, "tokens", "add", "--role", "viewer", "--name",
+	                             "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", NULL), 0);
+	free(out);
+	assert_string_equal(tl_value(c, "SELECT name FROM lote.api_tokens"), "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80");
+	assert_int_equal(tl_run_lote(db, &out, "tokens", "ls", "--json", NULL), 0);
+	free(out);
+	PQfinish(c);
+	free(db);
+}
+
+/* A malformed --http address is a command-line error for run as for web. */
+static void run_malformed_http_is_exit_2(void **state)
+{
+	char *db = tl_fresh_db("cli_run_http", true);
+	char *out = NULL;
+	(void)state;
+	int rc = tl_run_lote(db, &out, "run", "--exec", "T=/bin/true", "--http", "bogus", NULL);
+	if (rc != 2 || !strstr(out, "want ADDR:PORT"))
+		fail_msg("run --http bogus: exit %d\n%s", rc, out);
+	free(out);
+	assert_int_equal(tl_run_lote(db, &out, "web", "--http", "bogus", NULL), 2);
+	free(out);
+	free(db);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -289,6 +513,11 @@ int main(void)
 		cmocka_unit_test(cancel_finished_batch_is_refused),
 		cmocka_unit_test(ls_marks_reprocessed_rows),
 		cmocka_unit_test(status_groups_identical_workers),
+		cmocka_unit_test(unused_options_are_refused),
+		cmocka_unit_test(payload_with_nul_byte_is_refused),
+		cmocka_unit_test(numbers_past_int64_are_refused),
+		cmocka_unit_test(tokens_bad_input),
+		cmocka_unit_test(run_malformed_http_is_exit_2),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

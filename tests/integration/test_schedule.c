@@ -180,6 +180,22 @@ static void schedules_api_and_cli(void **state)
 	free(out);
 	assert_int_equal(tl_run_lote(db, &out, "schedules", "add", "x", "* * * * *", "T", "{", NULL), 2);
 	free(out);
+	/* parses but never fires: refused, nothing stored (was stored, and
+	 * disabled by the daemon later) */
+	assert_int_equal(tl_run_lote(db, &out, "schedules", "add", "never", "* * 31 2 *", "T", NULL), 2);
+	if (!strstr(out, "never matches"))
+		fail_msg("schedules add '* * 31 2 *':\n%s", out);
+	free(out);
+	assert_int_equal(tl_int(c, "SELECT count(*) FROM lote.schedules WHERE name = 'never'"), 0);
+	/* once in four years is not never */
+	assert_int_equal(tl_run_lote(db, &out, "schedules", "add", "leap", "0 0 29 2 *", "T", NULL), 0);
+	free(out);
+	assert_int_equal(tl_run_lote(db, &out, "schedules", "rm", "leap", NULL), 0);
+	free(out);
+	assert_int_equal(tl_run_lote(db, &out, "schedules", "add", "x", "* * * * *", "T",
+	                             "--priority", "99999999999999999999", NULL), 2);
+	assert_non_null(strstr(out, "out of range"));
+	free(out);
 	assert_int_equal(tl_run_lote(db, &out, "schedules", "rm", "report", NULL), 0);
 	free(out);
 	assert_int_equal(tl_run_lote(db, &out, "schedules", "rm", "report", NULL), 4);
