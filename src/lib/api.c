@@ -1,6 +1,7 @@
 /* api.c - see api.h. Every filter value reaches PostgreSQL as a query
  * parameter; only fixed SQL fragments are ever pasted into the text. */
 #include <ctype.h>
+#include <errno.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -116,8 +117,9 @@ static int parse_id(const char *key, const char *value, int64_t *ret, lote_error
 
 	if (!*value || !isdigit((unsigned char)*value))
 		goto bad;
+	errno = 0;
 	v = strtoll(value, &end, 10);
-	if (*end || v <= 0)
+	if (*end || v <= 0 || errno == ERANGE)
 		goto bad;
 	*ret = v;
 	return 0;

@@ -51,7 +51,7 @@ int lote__http_listen(const char *addr, int *ret_fd, int *ret_port, lote_error *
 	for (const char *p = port; *p; p++)
 		if (*p < '0' || *p > '9')
 			return lote__fail(err, LOTE_EINVAL, "listen address \"%s\": bad port \"%s\"", addr, port);
-	if (atoi(port) > 65535)
+	if (strlen(port) > 5 || atoi(port) > 65535)
 		return lote__fail(err, LOTE_EINVAL, "listen address \"%s\": port out of range", addr);
 	char *h = host;
 	if (h[0] == '[') {

@@ -361,6 +361,11 @@ static void errors_quote_bad_bytes(void **state)
 	strcat(path, "=1");
 	json_decref(get_json(&w, w.viewer, path, 422));
 	json_decref(get_json(&w, w.viewer, "/api/v1/commands", 200));
+	/* numbers past int64 are refused, not clamped */
+	json_decref(get_json(&w, w.viewer, "/api/v1/commands?batch=99999999999999999999", 422));
+	char *out = NULL;
+	assert_int_equal(tl_run_lote(w.db, &out, "web", "--http", "127.0.0.1:4294967377", NULL), 2);
+	free(out);
 	/* the kind of a missing row, in the singular */
 	j = get_json(&w, w.viewer, "/api/v1/batches/999", 404);
 	assert_string_equal(json_string_value(json_object_get(j, "error")), "no batch 999");
