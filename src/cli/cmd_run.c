@@ -50,7 +50,9 @@ static const char usage_head[] =
 	"    LOTE_INSTITUTION_ID and LOTE_ATTEMPT.\n"
 	"\n"
 	"    At least one handler is needed. Flags override the config file,\n"
-	"    whatever their order. See docs/config.md.\n"
+	"    whatever their order. See docs/config.md. A DURATION is a number\n"
+	"    with a unit: ms, s, m, h or d (500ms, 30s, 5m); a bare number is\n"
+	"    milliseconds.\n"
 	"\n"
 	"OPTIONS\n"
 	"    --config FILE\n"
@@ -242,6 +244,10 @@ static int configure(lote__config *cfg, const struct flags *fl)
 		lote__setting_info s;
 		lote__config_setting(fl->sets[i].setting, &s);
 		if (lote__config_set(cfg, s.name, fl->sets[i].value, &err) < 0) {
+			/* the message starts with the setting's name: say the flag */
+			for (char *p = err.message; *p && *p != ':'; p++)
+				if (*p == '_')
+					*p = '-';
 			cli_error("run", "--%s", err.message);
 			return EXIT_USAGE;
 		}

@@ -65,11 +65,19 @@ int lote_engine_new(const lote_engine_options *opts, lote_engine **ret_engine,
 	if (opts->batch < 1 || opts->batch > 1000)
 		return lote__fail(err, LOTE_EINVAL, "engine: batch must be 1 to 1000, got %d",
 		                  opts->batch);
-	if (opts->poll_ms < 10 || opts->lease_ms < 1000 || opts->grace_ms < 0 ||
-	    opts->timeout_ms < 0 || opts->heartbeat_ms < 0 || opts->heartbeat_ms >= opts->lease_ms)
+	/* one message per rule, naming the option and its value */
+	if (opts->poll_ms < 10)
+		return lote__fail(err, LOTE_EINVAL, "engine: poll must be at least 10ms, got %lldms",
+		                  (long long)opts->poll_ms);
+	if (opts->lease_ms < 1000)
+		return lote__fail(err, LOTE_EINVAL, "engine: lease must be at least 1s, got %lldms",
+		                  (long long)opts->lease_ms);
+	if (opts->heartbeat_ms < 0 || opts->heartbeat_ms >= opts->lease_ms)
 		return lote__fail(err, LOTE_EINVAL,
-		                  "engine: poll must be >= 10ms, lease >= 1s, heartbeat shorter than the "
-		                  "lease, grace and timeout >= 0");
+		                  "engine: heartbeat must be shorter than the lease (%lldms), got %lldms",
+		                  (long long)opts->lease_ms, (long long)opts->heartbeat_ms);
+	if (opts->grace_ms < 0 || opts->timeout_ms < 0)
+		return lote__fail(err, LOTE_EINVAL, "engine: grace and timeout must be 0 or more");
 	e = calloc(1, sizeof(*e));
 	if (!e)
 		return lote__fail(err, LOTE_ENOMEM, "out of memory");

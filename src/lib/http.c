@@ -534,14 +534,18 @@ static enum MHD_Result route_api(struct MHD_Connection *c, struct server *srv, P
 			rc = lote__api_get(db, kind, id, actor, &v, &err);
 			return send_result(c, rc, v, &err);
 		}
+		/* an unknown action is a 404 whatever the method; a known one
+		 * asked with GET is a 405 */
+		bool reprocess = n == 3 && strcmp(seg[2], "reprocess") == 0 && kind == LOTE_API_COMMANDS;
+		bool cancel = n == 3 && strcmp(seg[2], "cancel") == 0 && kind != LOTE_API_EVENTS;
+		if (!reprocess && !cancel)
+			return send_error(c, 404, "no such action");
 		if (!post)
 			return send_error(c, 405, "use POST");
-		if (strcmp(seg[2], "reprocess") == 0 && kind == LOTE_API_COMMANDS)
+		if (reprocess)
 			rc = lote__api_reprocess(db, id, actor, &v, &err);
-		else if (strcmp(seg[2], "cancel") == 0 && kind != LOTE_API_EVENTS)
-			rc = lote__api_cancel(db, kind, id, actor, &v, &err);
 		else
-			return send_error(c, 404, "no such action");
+			rc = lote__api_cancel(db, kind, id, actor, &v, &err);
 		return send_result(c, rc, v, &err);
 	}
 	if (n == 1 && get) {

@@ -366,6 +366,11 @@ static void errors_quote_bad_bytes(void **state)
 	char *out = NULL;
 	assert_int_equal(tl_run_lote(w.db, &out, "web", "--http", "127.0.0.1:4294967377", NULL), 2);
 	free(out);
+	/* an unknown action is a 404 whatever the method (GET said 405
+	 * "use POST", then POST said 404); a known one asked with GET, 405 */
+	json_decref(get_json(&w, w.viewer, "/api/v1/commands/1/bogus", 404));
+	json_decref(get_json(&w, w.viewer, "/api/v1/commands/1/reprocess", 405));
+	json_decref(get_json(&w, w.viewer, "/api/v1/events/1/cancel", 404));
 	/* the kind of a missing row, in the singular */
 	j = get_json(&w, w.viewer, "/api/v1/batches/999", 404);
 	assert_string_equal(json_string_value(json_object_get(j, "error")), "no batch 999");
