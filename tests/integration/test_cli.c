@@ -499,6 +499,15 @@ static void run_malformed_http_is_exit_2(void **state)
 	free(out);
 	assert_int_equal(tl_run_lote(db, &out, "web", "--http", "bogus", NULL), 2);
 	free(out);
+	/* a bad timing names its option and value */
+	rc = tl_run_lote(db, &out, "run", "--exec", "T=/bin/true", "--lease", "1s", "--heartbeat", "2s", NULL);
+	if (rc == 0 || !strstr(out, "heartbeat must be shorter than the lease (1000ms), got 2000ms"))
+		fail_msg("run --lease 1s --heartbeat 2s: exit %d\n%s", rc, out);
+	free(out);
+	rc = tl_run_lote(db, &out, "run", "--exec", "T=/bin/true", "--log-level", "bogus", NULL);
+	if (rc != 2 || !strstr(out, "--log-level: \"bogus\""))
+		fail_msg("run --log-level bogus: exit %d\n%s", rc, out);
+	free(out);
 	free(db);
 }
 
