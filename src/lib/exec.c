@@ -893,9 +893,9 @@ static int fail_as_told(lote_ctx *ctx, const lote__exec_result *r, const char *m
 	int rc;
 
 	if (permanent && !json_is_boolean(permanent))
-		note = " (stdout ignored: \"permanent\" must be true or false)";
+		note = " (\"permanent\" ignored: it must be true or false)";
 	else if (retry && !(json_is_integer(retry) && json_integer_value(retry) >= 0))
-		note = " (stdout ignored: \"retry_in_ms\" must be a whole number of milliseconds, 0 or more)";
+		note = " (\"retry_in_ms\" ignored: it must be a whole number of milliseconds, 0 or more)";
 	else if (json_is_integer(retry) && json_integer_value(retry) > LOTE_RETRY_IN_MAX_MS)
 		note = " (retry_in_ms cut to one year)";
 	if (json_is_true(permanent))

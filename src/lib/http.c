@@ -510,15 +510,23 @@ static enum MHD_Result route_api(struct MHD_Connection *c, struct server *srv, P
 			json_decref(body);
 			return send_error(c, 422, "dry_run: must be true or false");
 		}
+		/* a page is not a filter here: bulk reprocess takes every match */
+		if (json_object_get(body, "limit") || json_object_get(body, "cursor")) {
+			json_decref(body);
+			return send_error(c, 422, "limit and cursor are not filters of a bulk reprocess"
+			                          " (it takes up to 10000 matches a call; \"more\" says if there are more)");
+		}
+		lote__api_filter_init(&f);
+		rc = lote__api_filter_from_json(&f, LOTE_API_COMMANDS, body, skip, &err);
 		/* no filter would reprocess up to 10000 failed commands at once:
 		 * that takes a filter said on purpose (as the CLI asks) */
-		if (json_is_object(body) && json_object_size(body) == (dry ? 1u : 0u) && !json_is_true(dry)) {
+		if (rc == 0 && !json_is_true(dry) && !f.type && !f.status && !f.institution &&
+		    !f.entity_type && !f.from && !f.to && !f.error && !f.batch && !f.event && !f.parent) {
+			lote__api_filter_done(&f);
 			json_decref(body);
 			return send_error(c, 422, "give at least one filter, e.g. {\"status\": \"error\"}"
 			                          " for every failed command, or \"dry_run\": true");
 		}
-		lote__api_filter_init(&f);
-		rc = lote__api_filter_from_json(&f, LOTE_API_COMMANDS, body, skip, &err);
 		if (rc == 0)
 			rc = lote__api_reprocess_bulk(db, &f, json_is_true(dry), actor, &v, &err);
 		lote__api_filter_done(&f);

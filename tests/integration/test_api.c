@@ -492,6 +492,8 @@ static void actions_and_audit(void **state)
 	free(body);
 	json_decref(post_json(&w, w.admin, "/api/v1/commands/reprocess", "{}", 422));
 	json_decref(post_json(&w, w.admin, "/api/v1/commands/reprocess", "{\"dry_run\": false}", 422));
+	json_decref(post_json(&w, w.admin, "/api/v1/commands/reprocess", "{\"limit\": 1}", 422));
+	json_decref(post_json(&w, w.admin, "/api/v1/commands/reprocess", "{\"cursor\": 5, \"dry_run\": true}", 422));
 	json_decref(post_json(&w, w.admin, "/api/v1/commands/reprocess", "{\"dry_run\": true}", 200));
 	/* a key given twice is refused, not settled by the last one */
 	json_decref(post_json(&w, w.admin, "/api/v1/commands/reprocess",

@@ -254,7 +254,7 @@ static void command_failure(void **state)
 	                                      " FROM lote.commands WHERE id = %lld", later));
 	error = tl_value(t->conn, "SELECT error FROM lote.commands WHERE id = %lld", odd);
 	assert_non_null(error);
-	assert_string_equal(error, "exit status 1 (stdout ignored: \"retry_in_ms\" must be a whole number"
+	assert_string_equal(error, "exit status 1 (\"retry_in_ms\" ignored: it must be a whole number"
 	                           " of milliseconds, 0 or more)");
 	end(t);
 	/* the daemon's log keeps every line of the error, on one line */
