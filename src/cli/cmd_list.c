@@ -9,6 +9,7 @@
 #include "api.h"
 #include "cli.h"
 #include "db.h"
+#include "jsontext.h"
 
 static const char usage_fmt[] =
 	"NAME\n"
@@ -218,10 +219,6 @@ static void print_tree(json_t *tree, long long mark)
 		printf("  … (more than %d commands, cut)\n", LOTE_API_TREE_MAX);
 }
 
-/* Text shows reals with 15 significant digits, which gives back any
- * decimal of up to 15 digits as written: 0.1, not 0.10000000000000001
- * (--json keeps jansson's 17, which reads back to the same double). */
-#define TEXT_REALS JSON_REAL_PRECISION(15)
 
 static void print_row(json_t *row)
 {
@@ -237,12 +234,12 @@ static void print_row(json_t *row)
 			continue;
 		}
 		char *s = json_is_string(v) ? strdup(json_string_value(v))
-		                            : json_dumps(v, JSON_ENCODE_ANY | TEXT_REALS);
+		                            : lote__json_text(v, JSON_ENCODE_ANY);
 		printf("%-16s %s\n", k, s ? s : "");
 		free(s);
 	}
 	if (json_object_get(row, "data")) {
-		char *s = json_dumps(json_object_get(row, "data"), JSON_INDENT(2) | TEXT_REALS);
+		char *s = lote__json_text(json_object_get(row, "data"), JSON_INDENT(2));
 		printf("data\n%s\n", s ? s : "");
 		free(s);
 	}

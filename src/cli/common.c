@@ -10,6 +10,7 @@
 #include "db.h"
 #include "jsontext.h"
 #include "pgembed.h"
+#include "utf8.h"
 
 void cli_error(const char *cmd, const char *fmt, ...)
 {
@@ -181,43 +182,16 @@ int cli_parse_id(const char *cmd, const char *s, int64_t *ret)
 bool cli_valid_utf8(const char *s, size_t *ret_offset)
 {
 	const unsigned char *p = (const unsigned char *)s;
-	size_t i = 0;
+	size_t len = strlen(s);
 
-	while (p[i]) {
-		unsigned char b = p[i];
-		int n;
-		unsigned min, cp;
-		if (b < 0x80) {
-			i++;
-			continue;
+	for (size_t i = 0; i < len;) {
+		size_t n = lote__utf8_seq(p + i, len - i);
+		if (n == 0) {
+			if (ret_offset)
+				*ret_offset = i;
+			return false;
 		}
-		if (b >= 0xc2 && b <= 0xdf) {
-			n = 1;
-			min = 0x80;
-			cp = b & 0x1f;
-		} else if (b >= 0xe0 && b <= 0xef) {
-			n = 2;
-			min = 0x800;
-			cp = b & 0x0f;
-		} else if (b >= 0xf0 && b <= 0xf4) {
-			n = 3;
-			min = 0x10000;
-			cp = b & 0x07;
-		} else {
-			goto bad;
-		}
-		for (int k = 1; k <= n; k++) {
-			if ((p[i + k] & 0xc0) != 0x80)
-				goto bad;
-			cp = cp << 6 | (p[i + k] & 0x3f);
-		}
-		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-			goto bad;
-		i += (size_t)n + 1;
+		i += n;
 	}
 	return true;
-bad:
-	if (ret_offset)
-		*ret_offset = i;
-	return false;
 }
