@@ -598,13 +598,15 @@ static int list_main(lote__api_kind kind, int argc, char **argv)
 				if (is_status(before, "cancelled")) {
 					printf("batch %lld not cancelled: it was already cancelled\n", ids[i]);
 					status = EXIT_FAIL;
-				} else if (is_status(before, "success") || (after && !is_status(after, "cancelled"))) {
-					printf("batch %lld not cancelled: it has finished (%s)\n", ids[i],
-					       after ? after : before);
-					status = EXIT_FAIL;
-				} else {
+				} else if (is_status(after, "cancelled")) {
 					printf("batch %lld cancelled (%lld command%s)\n", ids[i], n,
 					       n == 1 ? "" : "s");
+				} else {
+					/* finished, or archived (no longer among the hot
+					 * batches), or its status could not be read */
+					printf("batch %lld not cancelled: it has finished (%s)\n", ids[i],
+					       after ? after : before ? before : "archived");
+					status = EXIT_FAIL;
 				}
 				free(after);
 			}
