@@ -99,9 +99,10 @@ static int parse_field(const char *text, size_t len, int field, uint64_t *ret_bi
 			if (!isdigit((unsigned char)*p))
 				goto bad;
 			step = read_value(&p, 0);
+			/* read_value gives -1 for too many digits: show the text */
 			if (step < 1 || step > hi)
-				return lote__fail(err, LOTE_EINVAL, "step %d out of range in %s field \"%s\"",
-				                  step, field_names[field], buf);
+				return lote__fail(err, LOTE_EINVAL, "step out of range in %s field \"%s\" (1 to %d)",
+				                  field_names[field], buf, hi);
 		}
 		for (int v = a; v <= b; v += step)
 			bits |= (uint64_t)1 << v;

@@ -72,8 +72,10 @@ static void errors(void **state)
 		{ "* * * 13 *", "month 13 out of range 1-12" },
 		{ "* * * * 8", "day of week 8 out of range 0-7" },
 		{ "5-1 * * * *", "backwards range 5-1 in minute field" },
-		{ "*/0 * * * *", "step 0 out of range in minute field" },
-		{ "*/61 * * * *", "step 61 out of range" },
+		{ "*/0 * * * *", "step out of range in minute field \"*/0\" (1 to 59)" },
+		{ "*/61 * * * *", "step out of range in minute field \"*/61\"" },
+		/* too many digits: the text, not a number it never was */
+		{ "*/99999999999 * * * *", "step out of range in minute field \"*/99999999999\" (1 to 59)" },
 		{ "a * * * *", "bad minute field \"a\"" },
 		{ "1,,2 * * * *", "bad minute field \"1,,2\"" },
 		{ "* * * foo *", "bad month field \"foo\"" },
