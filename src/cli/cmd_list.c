@@ -219,7 +219,6 @@ static void print_tree(json_t *tree, long long mark)
 		printf("  … (more than %d commands, cut)\n", LOTE_API_TREE_MAX);
 }
 
-
 static void print_row(json_t *row)
 {
 	const char *k;

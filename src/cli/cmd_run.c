@@ -138,11 +138,8 @@ static struct option *long_options(char ***ret_names)
 		bool is_bool;
 		lote__config_setting(i, &s);
 		is_bool = strcmp(s.type, "bool") == 0;
-		if (asprintf(&names[m], "%s", s.name) < 0)
+		if (asprintf(&names[m], "%s", s.flag) < 0)
 			goto fail;
-		for (char *p = names[m]; *p; p++)
-			if (*p == '_')
-				*p = '-';
 		o[k++] = (struct option){ names[m], is_bool ? no_argument : required_argument,
 		                          NULL, OPT_SETTING + i };
 		if (is_bool) {
@@ -245,10 +242,9 @@ static int configure(lote__config *cfg, const struct flags *fl)
 		lote__config_setting(fl->sets[i].setting, &s);
 		if (lote__config_set(cfg, s.name, fl->sets[i].value, &err) < 0) {
 			/* the message starts with the setting's name: say the flag */
-			for (char *p = err.message; *p && *p != ':'; p++)
-				if (*p == '_')
-					*p = '-';
-			cli_error("run", "--%s", err.message);
+			size_t n = strlen(s.name);
+			cli_error("run", "--%s%s", s.flag,
+			          strncmp(err.message, s.name, n) == 0 ? err.message + n : err.message);
 			return EXIT_USAGE;
 		}
 	}

@@ -779,6 +779,8 @@ done:
  * Descriptions
  */
 
+static void flag_name(const char *name, char *buf, size_t len);
+
 static const char *type_name(enum stype t)
 {
 	static const char *const names[] = { "int", "duration", "string", "bool" };
@@ -795,6 +797,7 @@ void lote__config_setting(int i, lote__setting_info *ret)
 	const struct setting *s = &settings[i];
 
 	ret->name = s->name;
+	flag_name(s->name, ret->flag, sizeof(ret->flag));
 	ret->type = type_name(s->type);
 	ret->arg = s->arg;
 	ret->def = s->def;

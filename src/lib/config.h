@@ -40,7 +40,8 @@ typedef struct lote__config {
 
 /* One setting of the table, described for flags, --help and docs. */
 typedef struct lote__setting_info {
-	const char *name;  /* file key; the flag is --name with '_' as '-' */
+	const char *name;  /* file key */
+	char flag[48];     /* the flag: name with '_' as '-', without the "--" */
 	const char *type;  /* "int", "duration", "string" or "bool" */
 	const char *arg;   /* placeholder in --help: N, DURATION, URL… (NULL
 	                      for bools, which are --name / --no-name) */
