@@ -1102,6 +1102,13 @@ static char *filter_text(const lote__api_filter *f)
 	return s;
 }
 
+/* Whether f narrows the rows at all (limit and cursor only page them). */
+static bool filter_narrows(const lote__api_filter *f)
+{
+	return f->type || f->status || f->institution || f->entity_type || f->from || f->to ||
+	       f->error || f->batch || f->event || f->parent;
+}
+
 int lote__api_reprocess_bulk(PGconn *conn, const lote__api_filter *f, bool dry_run,
                              const lote__api_actor *actor, json_t **ret, lote_error *err)
 {
@@ -1110,6 +1117,11 @@ int lote__api_reprocess_bulk(PGconn *conn, const lote__api_filter *f, bool dry_r
 	char *target;
 	int rc;
 
+	/* no filter would run every failed command again (up to 10000 a
+	 * call): that takes a filter said on purpose */
+	if (!dry_run && !filter_narrows(f))
+		return lote__fail(err, LOTE_EINVAL, "give at least one filter (status error for every"
+		                  " failed command), or make it a dry run");
 	if (f->status) {
 		/* only finished work can run again */
 		const char *p = f->status;

@@ -125,7 +125,9 @@ LOTE_MUSTCHECK int lote__api_cancel(PGconn *conn, lote__api_kind kind, int64_t i
 /* Reprocesses every finished, not yet replaced command the filter matches
  * (status defaults to error), at most LOTE_API_BULK_MAX:
  * {"matched": n, "reprocessed": n, "ids": [new ids], "dry_run": b,
- * "more": b}. With dry_run nothing changes and ids lists the matches. */
+ * "more": b}. With dry_run nothing changes and ids lists the matches.
+ * A filter that narrows nothing (limit and cursor do not) is LOTE_EINVAL
+ * unless dry_run. */
 LOTE_MUSTCHECK int lote__api_reprocess_bulk(PGconn *conn, const lote__api_filter *f,
                                             bool dry_run, const lote__api_actor *actor,
                                             json_t **ret, lote_error *err);

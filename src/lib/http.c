@@ -518,15 +518,6 @@ static enum MHD_Result route_api(struct MHD_Connection *c, struct server *srv, P
 		}
 		lote__api_filter_init(&f);
 		rc = lote__api_filter_from_json(&f, LOTE_API_COMMANDS, body, skip, &err);
-		/* no filter would reprocess up to 10000 failed commands at once:
-		 * that takes a filter said on purpose (as the CLI asks) */
-		if (rc == 0 && !json_is_true(dry) && !f.type && !f.status && !f.institution &&
-		    !f.entity_type && !f.from && !f.to && !f.error && !f.batch && !f.event && !f.parent) {
-			lote__api_filter_done(&f);
-			json_decref(body);
-			return send_error(c, 422, "give at least one filter, e.g. {\"status\": \"error\"}"
-			                          " for every failed command, or \"dry_run\": true");
-		}
 		if (rc == 0)
 			rc = lote__api_reprocess_bulk(db, &f, json_is_true(dry), actor, &v, &err);
 		lote__api_filter_done(&f);
