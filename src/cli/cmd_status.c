@@ -75,61 +75,55 @@ static void print_words(const char *prefix, int cont, const json_t *list)
 	printf("%s\n", n ? "" : "-");
 }
 
-/* Whether two workers handle the same work: queues and types. */
-static bool same_work(json_t *a, json_t *b)
-{
-	static const char *keys[] = { "queues", "command_types", "event_types" };
-	for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++)
-		if (!json_equal(json_object_get(a, keys[k]), json_object_get(b, keys[k])))
-			return false;
-	return true;
-}
-
 /* The live workers grouped by the work they handle (every worker of a
  * daemon handles the same): for each group, one line per host with its
- * pids, then the queues (when not all) and the types, once. */
+ * pids, then the queues (when not all) and the types, once. Groups,
+ * hosts and pids keep the order they come in (jansson objects keep
+ * insertion order). */
 static void print_workers(json_t *workers)
 {
-	size_t n = json_array_size(workers);
+	/* the work handled, as JSON -> {"w": its first worker, "hosts": {host: [pid...]}} */
+	json_t *groups = json_object(), *w, *g, *hosts, *pids;
+	const char *key, *host;
+	size_t i;
 
-	for (size_t i = 0; i < n; i++) {
-		json_t *w = json_array_get(workers, i);
-		bool seen = false;
-		for (size_t j = 0; j < i && !seen; j++)
-			seen = same_work(json_array_get(workers, j), w);
-		if (seen)
+	json_array_foreach(workers, i, w) {
+		json_t *work = json_pack("{s:O?, s:O?, s:O?}", "queues", json_object_get(w, "queues"),
+		                         "command_types", json_object_get(w, "command_types"),
+		                         "event_types", json_object_get(w, "event_types"));
+		char *k = work ? json_dumps(work, JSON_COMPACT) : NULL;
+		json_decref(work);
+		if (!k)
 			continue;
-		/* the group's hosts, in order, each with its pids */
-		for (size_t h = i; h < n; h++) {
-			json_t *hw = json_array_get(workers, h), *pids;
-			const char *host = json_string_value(json_object_get(hw, "host"));
-			bool host_seen = false;
-			char prefix[128];
-			if (!same_work(w, hw))
-				continue;
-			for (size_t j = i; j < h && !host_seen; j++)
-				host_seen = same_work(w, json_array_get(workers, j)) &&
-				            json_equal(json_object_get(json_array_get(workers, j), "host"),
-				                       json_object_get(hw, "host"));
-			if (host_seen)
-				continue;
+		if (!(g = json_object_get(groups, k))) {
+			g = json_pack("{s:O, s:{}}", "w", w, "hosts");
+			json_object_set_new(groups, k, g);
+		}
+		free(k);
+		hosts = json_object_get(g, "hosts");
+		host = json_string_value(json_object_get(w, "host"));
+		if (!host)
+			host = "?";
+		if (!(pids = json_object_get(hosts, host))) {
 			pids = json_array();
-			for (size_t j = h; j < n; j++) {
-				json_t *pw = json_array_get(workers, j);
-				if (same_work(w, pw) &&
-				    json_equal(json_object_get(pw, "host"), json_object_get(hw, "host")))
-					json_array_append(pids, json_object_get(pw, "pid"));
-			}
-			snprintf(prefix, sizeof(prefix), "  %s pid%s ", host ? host : "?",
+			json_object_set_new(hosts, host, pids);
+		}
+		json_array_append(pids, json_object_get(w, "pid"));
+	}
+	json_object_foreach(groups, key, g) {
+		json_t *first = json_object_get(g, "w");
+		json_object_foreach(json_object_get(g, "hosts"), host, pids) {
+			char prefix[128];
+			snprintf(prefix, sizeof(prefix), "  %s pid%s ", host,
 			         json_array_size(pids) == 1 ? "" : "s");
 			print_words(prefix, 6, pids);
-			json_decref(pids);
 		}
-		if (json_is_array(json_object_get(w, "queues")))
-			print_words("    queues   ", 13, json_object_get(w, "queues"));
-		print_words("    commands ", 13, json_object_get(w, "command_types"));
-		print_words("    events   ", 13, json_object_get(w, "event_types"));
+		if (json_is_array(json_object_get(first, "queues")))
+			print_words("    queues   ", 13, json_object_get(first, "queues"));
+		print_words("    commands ", 13, json_object_get(first, "command_types"));
+		print_words("    events   ", 13, json_object_get(first, "event_types"));
 	}
+	json_decref(groups);
 }
 
 int cmd_status(int argc, char **argv)
